@@ -1,0 +1,96 @@
+//! The command-line front end: clap definitions and dispatch.
+//!
+//! Each subcommand lives in its own file and is a thin adapter: it turns
+//! flags into core calls (`scenario::load`, `plan::compile`, `runner::run`,
+//! `report::*`) and results into output and an [`Exit`] code.
+
+mod init;
+mod run;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes; documented in the README and `loadctl --help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The run finished and every threshold passed.
+    Success = 0,
+    /// The run finished and at least one threshold failed.
+    ThresholdsFailed = 1,
+    /// The scenario or the command line is invalid.
+    Invalid = 2,
+    /// Something went wrong at run time (I/O, the target's address…).
+    Runtime = 3,
+    /// The run was stopped by Ctrl-C or SIGTERM (results are still written).
+    Interrupted = 130,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success: the run finished and every threshold passed
+  1    the run finished and a threshold failed
+  2    invalid scenario or usage
+  3    runtime error
+  130  interrupted by Ctrl-C or SIGTERM (results are still written)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadctl",
+    version,
+    about = "Load-test HTTP services from declarative TOML scenarios",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario and report the results
+    #[command(after_help = EXIT_CODES)]
+    Run(run::RunArgs),
+    /// Check scenarios and report every problem with file:line:column
+    Validate(validate::ValidateArgs),
+    /// Write a starter scenario from a preset
+    Init(init::InitArgs),
+}
+
+/// Parses the command line, runs the subcommand, and maps the outcome to
+/// an exit code. Errors are printed with their causes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Exit::Success
+                }
+                _ => Exit::Invalid,
+            }
+            .into();
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::validate(args),
+        Command::Init(args) => init::init(args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Runtime.into()
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `loadctl run FILE`: run a scenario headless and report.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::Exit;
+use crate::plan::Overrides;
+use crate::report::{self, progress::ProgressDisplay};
+use crate::runner::{self, RunOptions};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML)
+    file: PathBuf,
+    /// Concurrent users (overrides [load] users)
+    #[arg(short, long, env = "LOADCTL_USERS")]
+    users: Option<u64>,
+    /// How long to run, e.g. 30s, 2m, 1m30s (overrides [load] duration)
+    #[arg(short, long, env = "LOADCTL_DURATION")]
+    duration: Option<String>,
+    /// Total flow iterations across all users (overrides [load] iterations)
+    #[arg(short = 'n', long, env = "LOADCTL_ITERATIONS")]
+    iterations: Option<u64>,
+    /// Request timeout, e.g. 5s (overrides [target] timeout)
+    #[arg(long, env = "LOADCTL_TIMEOUT")]
+    timeout: Option<String>,
+    /// Base URL of the target (overrides [target] base_url; "demo" for the built-in target)
+    #[arg(long, env = "LOADCTL_BASE_URL")]
+    base_url: Option<String>,
+    /// Extra request header 'Name: value' (repeatable; replaces a scenario header of the same name)
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    headers: Vec<String>,
+    /// Extra threshold 'METRIC: EXPRESSION', e.g. 'http_req_duration: p(95) < 500ms' (repeatable)
+    #[arg(long = "threshold", value_name = "'METRIC: EXPR'")]
+    thresholds: Vec<String>,
+    /// Write summary.json into this folder (created if missing)
+    #[arg(short, long, env = "LOADCTL_OUT", value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Generator threads (default: one per core)
+    #[arg(
+        long,
+        env = "LOADCTL_THREADS",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    threads: usize,
+    /// No live progress on stderr (the summary is still printed)
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let overrides = Overrides {
+        base_url: args.base_url.clone(),
+        users: args.users,
+        duration: args.duration.clone(),
+        iterations: args.iterations,
+        timeout: args.timeout.clone(),
+        headers: args.headers.clone(),
+        thresholds: args.thresholds.clone(),
+    };
+    let (source, plan, diags) = super::validate::check(&args.file, &overrides);
+    for d in diags.items() {
+        eprintln!("{}", source.render(d));
+    }
+    let Some(plan) = plan else {
+        return Ok(Exit::Invalid);
+    };
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("creating the output folder {}", out.display()))?;
+    }
+    let plan = Arc::new(plan);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        let mut display = ProgressDisplay::new(args.quiet, plan.load.duration);
+        let options = RunOptions {
+            threads: args.threads,
+        };
+        let result = runner::run(plan.clone(), options, |p| display.update(p), shutdown).await;
+        display.finish();
+        result
+    })?;
+    // The runtime's tasks (signal watcher, demo connections) end here.
+    runtime.shutdown_background();
+
+    print!("{}", report::table::render(&summary));
+    if let Some(out) = &args.out {
+        let path = out.join("summary.json");
+        report::write_atomic(&path, |w| report::json::write(&summary, w))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(if summary.run.interrupted {
+        Exit::Interrupted
+    } else if !summary.thresholds_passed {
+        Exit::ThresholdsFailed
+    } else {
+        Exit::Success
+    })
+}
+
+/// First Ctrl-C or SIGTERM: stop the run and report. A second: quit now.
+async fn watch_signals(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let next_signal = async |term: &mut Option<tokio::signal::unix::Signal>| {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    };
+    next_signal(&mut term).await;
+    eprintln!(
+        "\nstopping: finishing in-flight requests, then reporting (signal again to quit at once)"
+    );
+    shutdown.cancel();
+    next_signal(&mut term).await;
+    eprintln!("quitting without a report");
+    std::process::exit(Exit::Interrupted as i32);
+}

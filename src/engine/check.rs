@@ -1,0 +1,108 @@
+//! Judging a response: expected status, body and JSON checks, extraction.
+
+use minijinja::Value;
+
+use super::{Exchange, Failure};
+use crate::metrics::ErrorKind;
+use crate::plan::{ExtractFrom, StepPlan};
+
+/// Checks a response against the step's expectations and pulls out the
+/// values it extracts. The first unmet expectation is the failure.
+pub fn check(step: &StepPlan, ex: &Exchange) -> Result<Vec<(String, Value)>, Failure> {
+    let code = ex.status.as_u16();
+    if !step.expect.status_ok(code) {
+        let expected = if step.expect.status.is_empty() {
+            "200-399".to_string()
+        } else {
+            step.expect
+                .status
+                .iter()
+                .map(|(lo, hi)| {
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}-{hi}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err((
+            ErrorKind::Status,
+            format!("status {code}, expected {expected}"),
+        ));
+    }
+    let body = ex.body.as_deref().unwrap_or_default();
+    if let Some(needle) = &step.expect.body_contains {
+        if !contains(body, needle.as_bytes()) {
+            return Err((
+                ErrorKind::Check,
+                format!("body does not contain {needle:?}"),
+            ));
+        }
+    }
+    let needs_json = !step.expect.json.is_empty()
+        || step
+            .extract
+            .iter()
+            .any(|e| matches!(e.source, ExtractFrom::Json(_)));
+    let json: Option<serde_json::Value> = if needs_json {
+        Some(
+            serde_json::from_slice(body)
+                .map_err(|e| (ErrorKind::Check, format!("body is not JSON: {e}")))?,
+        )
+    } else {
+        None
+    };
+    for (pointer, expected) in &step.expect.json {
+        let found = json.as_ref().and_then(|j| j.pointer(pointer));
+        match found {
+            Some(v) if json_equal(v, expected) => {}
+            Some(v) => {
+                return Err((
+                    ErrorKind::Check,
+                    format!("JSON {pointer} is {v}, expected {expected}"),
+                ))
+            }
+            None => return Err((ErrorKind::Check, format!("JSON {pointer} is missing"))),
+        }
+    }
+    let mut extracted = Vec::with_capacity(step.extract.len());
+    for e in &step.extract {
+        let value = match &e.source {
+            ExtractFrom::Json(pointer) => match json.as_ref().and_then(|j| j.pointer(pointer)) {
+                Some(serde_json::Value::String(s)) => Value::from(s.as_str()),
+                Some(v) => Value::from(minijinja::value::Serde(v)),
+                None => {
+                    return Err((
+                        ErrorKind::Check,
+                        format!("extract `{}`: JSON {pointer} is missing", e.var),
+                    ))
+                }
+            },
+            ExtractFrom::Header(name) => match ex.headers.get(name).and_then(|v| v.to_str().ok()) {
+                Some(v) => Value::from(v),
+                None => {
+                    return Err((
+                        ErrorKind::Check,
+                        format!("extract `{}`: no `{name}` header", e.var),
+                    ))
+                }
+            },
+        };
+        extracted.push((e.var.clone(), value));
+    }
+    Ok(extracted)
+}
+
+/// JSON equality where 5 and 5.0 are the same number.
+fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}

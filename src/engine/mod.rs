@@ -1,0 +1,368 @@
+//! How one request is sent: hyper at the connection level.
+//!
+//! The engine knows nothing of rates, users or time: the runner asks a
+//! [`Session`] (one per virtual user, holding at most one connection) to
+//! send a request, and gets back an [`Exchange`] or a classified failure.
+//! A [`Connector`], shared by all sessions of a run, holds what is decided
+//! once: resolved addresses, the TLS configuration and the HTTP version.
+//! hyper's pooled client is deliberately not used on this path: a user owns
+//! its connection, so there is no pool lookup per request, and a broken
+//! connection is simply dropped and replaced on the next request.
+
+mod check;
+mod request;
+mod tls;
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::metrics::ErrorKind;
+use crate::plan::{Endpoint, HttpVersion, TargetPlan};
+
+pub use check::check;
+pub use request::{build, BuiltRequest};
+
+/// A failed request: its kind, and a message fit for reports (no secrets,
+/// no per-request ids, so equal failures group together).
+pub type Failure = (ErrorKind, String);
+
+/// A received response.
+#[derive(Debug)]
+pub struct Exchange {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The body, when the step needs it for checks or extraction.
+    pub body: Option<Bytes>,
+    pub body_bytes: u64,
+    /// Status line, headers and body.
+    pub bytes_in: u64,
+}
+
+/// Connection settings shared by every session of a run.
+pub struct Connector {
+    endpoint: Endpoint,
+    addrs: Vec<SocketAddr>,
+    tls: Option<tls::Tls>,
+    http: HttpVersion,
+    connect_timeout: Duration,
+    timeout: Duration,
+}
+
+impl Connector {
+    /// Resolves the host once and prepares TLS.
+    pub async fn new(endpoint: Endpoint, target: &TargetPlan) -> anyhow::Result<Connector> {
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot resolve `{}`: {e}", endpoint.host))?
+                .collect();
+        if addrs.is_empty() {
+            anyhow::bail!("`{}` resolves to no address", endpoint.host);
+        }
+        let tls = if endpoint.https {
+            Some(tls::Tls::new(&endpoint.host, target)?)
+        } else {
+            None
+        };
+        Ok(Connector {
+            endpoint,
+            addrs,
+            tls,
+            http: target.http,
+            connect_timeout: target.connect_timeout,
+            timeout: target.timeout,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The `Host` header value: the port is left out when it is the default.
+    pub fn host_header(&self) -> String {
+        let default_port = if self.endpoint.https { 443 } else { 80 };
+        let host = if self.endpoint.host.contains(':') {
+            format!("[{}]", self.endpoint.host)
+        } else {
+            self.endpoint.host.clone()
+        };
+        if self.endpoint.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.endpoint.port)
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, Failure> {
+        let addr = self.addrs[0];
+        let tcp = TcpStream::connect(addr).await.map_err(|e| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
+                std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+                _ => ErrorKind::Connect,
+            };
+            (kind, format!("connect to {addr}: {}", io_message(&e)))
+        })?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            Some(tls) => {
+                let (stream, h2) = tls.connect(tcp).await?;
+                handshake(TokioIo::new(stream), h2).await
+            }
+            None => handshake(TokioIo::new(tcp), self.http == HttpVersion::Http2).await,
+        }
+    }
+}
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Sender, Failure>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handshake_failed = |e: hyper::Error| {
+        (
+            ErrorKind::Protocol,
+            format!("handshake: {}", hyper_message(&e)),
+        )
+    };
+    if h2 {
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(handshake_failed)?;
+        tokio::spawn(conn);
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = http1::handshake(io).await.map_err(handshake_failed)?;
+        tokio::spawn(conn);
+        Ok(Sender::H1(sender))
+    }
+}
+
+/// One virtual user's connection to the target.
+pub struct Session {
+    connector: Arc<Connector>,
+    sender: Option<Sender>,
+}
+
+impl Session {
+    pub fn new(connector: Arc<Connector>) -> Self {
+        Session {
+            connector,
+            sender: None,
+        }
+    }
+
+    /// Sends a request and reads the whole response, within the request
+    /// timeout (connecting has its own timeout first). Any failure drops the
+    /// connection so the next request starts on a fresh one.
+    pub async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        keep_body: bool,
+    ) -> Result<Exchange, Failure> {
+        let result = self.send_inner(req, keep_body).await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+
+    async fn send_inner(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        keep_body: bool,
+    ) -> Result<Exchange, Failure> {
+        self.ready().await?;
+        let timeout = self.connector.timeout;
+        let sender = self.sender.as_mut().expect("ready() leaves a connection");
+        let exchange = async {
+            let response = match sender {
+                Sender::H1(s) => s.send_request(req).await,
+                Sender::H2(s) => s.send_request(to_absolute(req, &self.connector)).await,
+            }
+            .map_err(|e| classify(&e, false))?;
+            read_response(response, keep_body).await
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err((
+                ErrorKind::Timeout,
+                format!("no complete response within {}", fmt_duration(timeout)),
+            )),
+        }
+    }
+
+    /// Makes sure there is a usable connection: reuses the open one, or
+    /// connects anew when there is none or the peer closed it while idle
+    /// (that is not a failed request: nothing was sent yet).
+    async fn ready(&mut self) -> Result<(), Failure> {
+        if let Some(sender) = &mut self.sender {
+            let usable = match sender {
+                Sender::H1(s) => s.ready().await.is_ok(),
+                Sender::H2(s) => s.ready().await.is_ok(),
+            };
+            if usable {
+                return Ok(());
+            }
+            self.sender = None;
+        }
+        let connect_timeout = self.connector.connect_timeout;
+        match tokio::time::timeout(connect_timeout, self.connector.connect()).await {
+            Ok(Ok(sender)) => {
+                self.sender = Some(sender);
+                Ok(())
+            }
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err((
+                ErrorKind::Timeout,
+                format!(
+                    "connect: no connection within {}",
+                    fmt_duration(connect_timeout)
+                ),
+            )),
+        }
+    }
+}
+
+/// HTTP/2 carries scheme and authority as pseudo-headers, which hyper takes
+/// from an absolute URI; `Host` is not used there.
+fn to_absolute(mut req: Request<Full<Bytes>>, connector: &Connector) -> Request<Full<Bytes>> {
+    let scheme = if connector.endpoint.https {
+        "https"
+    } else {
+        "http"
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    if let Ok(uri) = format!("{scheme}://{}{path}", connector.host_header()).parse() {
+        *req.uri_mut() = uri;
+    }
+    req.headers_mut().remove(http::header::HOST);
+    req
+}
+
+async fn read_response(
+    response: http::Response<hyper::body::Incoming>,
+    keep_body: bool,
+) -> Result<Exchange, Failure> {
+    let (parts, mut body) = response.into_parts();
+    let head_bytes = head_size(&parts.headers, parts.status);
+    let mut body_bytes = 0u64;
+    let mut kept = keep_body.then(Vec::new);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| classify(&e, true))?;
+        if let Some(data) = frame.data_ref() {
+            body_bytes += data.len() as u64;
+            if let Some(buf) = kept.as_mut() {
+                buf.extend_from_slice(data);
+            }
+        }
+    }
+    Ok(Exchange {
+        status: parts.status,
+        headers: parts.headers,
+        body: kept.map(Bytes::from),
+        body_bytes,
+        bytes_in: head_bytes + body_bytes,
+    })
+}
+
+/// Size of an HTTP/1.1 status line and header block.
+fn head_size(headers: &HeaderMap, status: StatusCode) -> u64 {
+    let status_line = "HTTP/1.1 200 \r\n".len() + status.canonical_reason().map_or(0, str::len);
+    let fields: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    (status_line + fields + 2) as u64
+}
+
+/// Sorts a hyper error into a failure kind. `in_body` tells whether the
+/// head had already arrived (then a broken connection is a body failure).
+fn classify(e: &hyper::Error, in_body: bool) -> Failure {
+    let message = hyper_message(e);
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        ErrorKind::Protocol
+    } else if in_body {
+        ErrorKind::Body
+    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        ErrorKind::Reset
+    } else if let Some(io) = find_io(e) {
+        match io.kind() {
+            std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            _ => ErrorKind::Reset,
+        }
+    } else {
+        ErrorKind::Protocol
+    };
+    (kind, message)
+}
+
+fn find_io<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a std::io::Error> {
+    let mut cur: Option<&'a (dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// hyper's message with its causes, e.g. "connection error: connection reset".
+fn hyper_message(e: &hyper::Error) -> String {
+    let mut message = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let text = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io_message(io),
+            None => err.to_string(),
+        };
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cur = err.source();
+    }
+    message
+}
+
+/// An io::Error's text without the OS error number, so equal failures group.
+fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    if d.as_secs_f64() >= 1.0 {
+        format!("{}s", trim(d.as_secs_f64()))
+    } else {
+        format!("{}ms", trim(d.as_secs_f64() * 1000.0))
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}

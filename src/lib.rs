@@ -1,0 +1,35 @@
+//! loadctl: load-test HTTP services from declarative TOML scenarios.
+//!
+//! # Layout
+//!
+//! A run flows through these modules, each owning one step:
+//!
+//! ```text
+//! scenario.toml ─scenario::load─▶ Scenario   what the user wrote, with spans
+//!   + flags, LOADCTL_* ─plan::compile─▶ Plan  validated, templates compiled
+//! Plan ─runner::run─▶ generator threads: users loop over their flow
+//!        engine::Session   sends one request on the user's connection (how)
+//!        metrics::Snapshot records it, lock-free, per thread
+//!      ─collector─▶ RunSummary                the one result contract
+//! RunSummary ─report::*─▶ terminal table, summary.json
+//! ```
+//!
+//! - [`diag`]: problems with their location, for `validate` and `run`.
+//! - [`scenario`]: the only module that knows TOML.
+//! - [`plan`]: the only module that judges meaning; thresholds and templates.
+//! - [`runner`]: one run end to end; decides *when* (start, stop, users).
+//! - [`engine`]: *how* one request is sent (hyper, rustls), checked, extracted.
+//! - [`metrics`]: HdrHistograms and counters; [`metrics::summary::RunSummary`].
+//! - [`report`]: one file per output format, and live progress.
+//! - [`demo`]: the built-in demo target.
+//! - [`cli`]: thin clap adapters, one file per subcommand.
+
+pub mod cli;
+pub mod demo;
+pub mod diag;
+pub mod engine;
+pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod scenario;

@@ -1,0 +1,425 @@
+//! Counting what happened: per-step HdrHistograms and counters.
+//!
+//! Each generator thread owns a [`Snapshot`] and records into it without
+//! locks; once a second it hands the interval's snapshot to the collector,
+//! which merges it into the run totals and the per-second series. A
+//! `Snapshot` merges losslessly (histograms add bucket by bucket), so the
+//! same type serves a local thread today and a remote worker later.
+//! Memory is bounded: histograms have a fixed precision (3 significant
+//! digits, microseconds) and distinct failure messages are capped per step.
+
+pub mod summary;
+
+use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram;
+
+use self::summary::{FailureEntry, Latency, StepStats};
+
+/// Distinct failure messages kept per step; beyond this they are counted
+/// under their kind only, so a target that puts a request id in every error
+/// cannot grow memory without bound.
+const MAX_FAILURE_MESSAGES: usize = 64;
+const SIGNIFICANT_DIGITS: u8 = 3;
+/// Latencies are clamped to one hour, which bounds a histogram's size even
+/// for a request that hangs longer than any timeout should allow.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Why a request failed. Every failed request has exactly one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The connection was refused (nothing listens on the port).
+    Refused,
+    /// Another failure to connect (unreachable, DNS, handshake).
+    Connect,
+    /// The connect or request timeout elapsed.
+    Timeout,
+    /// The connection was reset or closed before the response was complete.
+    Reset,
+    /// The TLS handshake failed.
+    Tls,
+    /// The peer did not speak valid HTTP.
+    Protocol,
+    /// The response body broke off or was malformed.
+    Body,
+    /// The status code was not one the step expects.
+    Status,
+    /// A body or JSON check, or an extraction, failed.
+    Check,
+    /// A template could not be rendered.
+    Template,
+    /// Still in flight when the run stopped and the grace period ran out.
+    Aborted,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::Refused,
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Tls,
+        ErrorKind::Protocol,
+        ErrorKind::Body,
+        ErrorKind::Status,
+        ErrorKind::Check,
+        ErrorKind::Template,
+        ErrorKind::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Body => "body",
+            ErrorKind::Status => "status",
+            ErrorKind::Check => "check",
+            ErrorKind::Template => "template",
+            ErrorKind::Aborted => "aborted",
+        }
+    }
+}
+
+/// The result of one request, as the engine reports it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Index of the step's metric (see `Plan::metrics`).
+    pub metric: usize,
+    /// What the user waited, in microseconds.
+    pub latency_us: u64,
+    pub status: Option<u16>,
+    pub failure: Option<(ErrorKind, String)>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub body_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct FailureCount {
+    count: u64,
+    first_seen_s: u64,
+    last_seen_s: u64,
+}
+
+/// Counters and histogram of one step.
+#[derive(Debug, Clone)]
+pub struct StepRecorder {
+    latency: Histogram<u64>,
+    requests: u64,
+    failures: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    body_bytes: u64,
+    status: BTreeMap<u16, u64>,
+    errors: [u64; ErrorKind::ALL.len()],
+    messages: HashMap<(ErrorKind, String), FailureCount>,
+}
+
+impl Default for StepRecorder {
+    fn default() -> Self {
+        StepRecorder {
+            latency: new_histogram(),
+            requests: 0,
+            failures: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            body_bytes: 0,
+            status: BTreeMap::new(),
+            errors: [0; ErrorKind::ALL.len()],
+            messages: HashMap::new(),
+        }
+    }
+}
+
+/// An auto-resizing histogram: it starts small and grows only to the range
+/// of values actually seen.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid precision")
+}
+
+impl StepRecorder {
+    fn record(&mut self, s: &Sample, at_s: u64) {
+        self.requests += 1;
+        let us = s.latency_us.clamp(1, MAX_LATENCY_US);
+        // `record` grows the auto-resizing histogram; `saturating_record`
+        // would clamp to its current range instead.
+        if self.latency.record(us).is_err() {
+            self.latency.saturating_record(us);
+        }
+        self.bytes_in += s.bytes_in;
+        self.bytes_out += s.bytes_out;
+        self.body_bytes += s.body_bytes;
+        if let Some(code) = s.status {
+            *self.status.entry(code).or_default() += 1;
+        }
+        if let Some((kind, message)) = &s.failure {
+            self.failures += 1;
+            self.errors[*kind as usize] += 1;
+            let key = (*kind, message.clone());
+            if let Some(c) = self.messages.get_mut(&key) {
+                c.count += 1;
+                c.last_seen_s = at_s;
+            } else if self.messages.len() < MAX_FAILURE_MESSAGES {
+                self.messages.insert(
+                    key,
+                    FailureCount {
+                        count: 1,
+                        first_seen_s: at_s,
+                        last_seen_s: at_s,
+                    },
+                );
+            } else {
+                let overflow = (*kind, "(other messages of this kind)".to_string());
+                let c = self.messages.entry(overflow).or_insert(FailureCount {
+                    count: 0,
+                    first_seen_s: at_s,
+                    last_seen_s: at_s,
+                });
+                c.count += 1;
+                c.last_seen_s = at_s;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &StepRecorder) {
+        self.latency
+            .add(&other.latency)
+            .expect("auto-resizing histograms always merge");
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.body_bytes += other.body_bytes;
+        for (code, n) in &other.status {
+            *self.status.entry(*code).or_default() += n;
+        }
+        for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
+            *mine += theirs;
+        }
+        for (key, c) in &other.messages {
+            match self.messages.get_mut(key) {
+                Some(mine) => {
+                    mine.count += c.count;
+                    mine.first_seen_s = mine.first_seen_s.min(c.first_seen_s);
+                    mine.last_seen_s = mine.last_seen_s.max(c.last_seen_s);
+                }
+                None => {
+                    self.messages.insert(key.clone(), c.clone());
+                }
+            }
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+
+    /// Summarizes this recorder. `extra_percentiles` adds percentiles that
+    /// thresholds ask for beyond the standard set.
+    pub fn stats(
+        &self,
+        name: &str,
+        method: Option<String>,
+        elapsed_s: f64,
+        extra_percentiles: &[f64],
+    ) -> StepStats {
+        let latency = latency_stats(&self.latency, extra_percentiles);
+        StepStats {
+            name: name.to_string(),
+            method,
+            requests: self.requests,
+            failures: self.failures,
+            error_rate: ratio(self.failures, self.requests),
+            rps: if elapsed_s > 0.0 {
+                self.requests as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            body_bytes: self.body_bytes,
+            service_time_ms: latency.clone(),
+            latency_ms: latency,
+            status_codes: self
+                .status
+                .iter()
+                .map(|(code, n)| (code.to_string(), *n))
+                .collect(),
+            errors: ErrorKind::ALL
+                .iter()
+                .filter(|k| self.errors[**k as usize] > 0)
+                .map(|k| (k.as_str().to_string(), self.errors[*k as usize]))
+                .collect(),
+        }
+    }
+
+    pub fn failure_entries(&self, step: &str, method: &str) -> Vec<FailureEntry> {
+        self.messages
+            .iter()
+            .map(|((kind, message), c)| FailureEntry {
+                step: step.to_string(),
+                method: method.to_string(),
+                kind: kind.as_str().to_string(),
+                message: message.clone(),
+                count: c.count,
+                first_seen_s: c.first_seen_s,
+                last_seen_s: c.last_seen_s,
+            })
+            .collect()
+    }
+}
+
+/// The percentiles every summary carries (Locust's set, so its CSV can be
+/// written from a summary alone).
+pub const STANDARD_PERCENTILES: [f64; 10] =
+    [50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99];
+
+/// Turns a microsecond histogram into millisecond statistics.
+pub fn latency_stats(h: &Histogram<u64>, extra_percentiles: &[f64]) -> Latency {
+    let mut map = BTreeMap::new();
+    let ms = |us: u64| us as f64 / 1000.0;
+    if h.is_empty() {
+        return Latency(map);
+    }
+    map.insert("min".to_string(), ms(h.min()));
+    map.insert("mean".to_string(), h.mean() / 1000.0);
+    map.insert("max".to_string(), ms(h.max()));
+    for p in STANDARD_PERCENTILES.iter().chain(extra_percentiles) {
+        if *p < 100.0 {
+            map.insert(Latency::key(*p), ms(h.value_at_quantile(p / 100.0)));
+        }
+    }
+    Latency(map)
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Everything recorded by one thread (or worker) over some interval, one
+/// [`StepRecorder`] per step metric.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub steps: Vec<StepRecorder>,
+    /// Flow iterations completed.
+    pub iterations: u64,
+    /// Users active when the snapshot was taken.
+    pub active_users: u64,
+}
+
+impl Snapshot {
+    pub fn new(metrics: usize) -> Self {
+        Snapshot {
+            steps: vec![StepRecorder::default(); metrics],
+            iterations: 0,
+            active_users: 0,
+        }
+    }
+
+    pub fn record(&mut self, sample: &Sample, at_s: u64) {
+        self.steps[sample.metric].record(sample, at_s);
+    }
+
+    pub fn merge(&mut self, other: &Snapshot) {
+        for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
+            mine.merge(theirs);
+        }
+        self.iterations += other.iterations;
+    }
+
+    /// All steps folded into one recorder.
+    pub fn total(&self) -> StepRecorder {
+        let mut total = StepRecorder::default();
+        for s in &self.steps {
+            total.merge(s);
+        }
+        total
+    }
+
+    /// Hands over what was recorded so far and starts afresh.
+    pub fn take(&mut self) -> Snapshot {
+        let mut fresh = Snapshot::new(self.steps.len());
+        fresh.active_users = self.active_users;
+        std::mem::replace(self, fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(metric: usize, latency_us: u64, failure: Option<ErrorKind>) -> Sample {
+        Sample {
+            metric,
+            latency_us,
+            status: Some(if failure.is_some() { 500 } else { 200 }),
+            failure: failure.map(|k| (k, "boom".to_string())),
+            bytes_in: 10,
+            bytes_out: 5,
+            body_bytes: 3,
+        }
+    }
+
+    #[test]
+    fn merging_snapshots_keeps_every_count() {
+        let mut a = Snapshot::new(2);
+        let mut b = Snapshot::new(2);
+        for i in 0..100 {
+            a.record(&sample(0, 1000 + i, None), 0);
+        }
+        for _ in 0..10 {
+            b.record(&sample(1, 50_000, Some(ErrorKind::Status)), 1);
+        }
+        a.merge(&b);
+        let total = a.total();
+        assert_eq!(total.requests(), 110);
+        assert_eq!(total.failures(), 10);
+        let stats = total.stats("total", None, 10.0, &[]);
+        assert_eq!(stats.rps, 11.0);
+        assert_eq!(stats.errors["status"], 10);
+        assert_eq!(stats.status_codes["200"], 100);
+        assert!((stats.latency_ms.get("max") - 50.0).abs() < 0.1);
+        assert!((stats.latency_ms.get("p50") - 1.05).abs() < 0.01);
+    }
+
+    #[test]
+    fn failure_messages_are_capped() {
+        let mut s = Snapshot::new(1);
+        for i in 0..1000 {
+            let mut x = sample(0, 10, Some(ErrorKind::Status));
+            x.failure = Some((ErrorKind::Status, format!("id {i}")));
+            s.record(&x, 0);
+        }
+        let entries = s.steps[0].failure_entries("a", "GET");
+        assert_eq!(entries.len(), MAX_FAILURE_MESSAGES + 1);
+        assert_eq!(entries.iter().map(|e| e.count).sum::<u64>(), 1000);
+    }
+
+    #[test]
+    fn extra_percentiles_are_added() {
+        let mut s = Snapshot::new(1);
+        s.record(&sample(0, 10, None), 0);
+        let stats = s.total().stats("t", None, 1.0, &[97.0]);
+        assert!(stats.latency_ms.percentile(97.0).is_some());
+    }
+}

@@ -1,0 +1,152 @@
+//! `RunSummary`: the one result contract.
+//!
+//! Everything that reads the result of a run — the terminal table,
+//! `summary.json`, the other report formats, `loadctl report`, the MCP server
+//! and the distributed coordinator — reads this type. Changing a field name
+//! is a breaking change for users' scripts: add, don't rename.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::threshold::Unit;
+
+/// Bumped when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSummary {
+    pub schema_version: u32,
+    pub loadctl_version: String,
+    pub run: RunInfo,
+    /// Every request of the run.
+    pub totals: StepStats,
+    /// One entry per step name, in scenario order.
+    pub steps: Vec<StepStats>,
+    /// Completed flow iterations (all steps attempted).
+    pub iterations: u64,
+    pub thresholds: Vec<ThresholdResult>,
+    /// True when every threshold passed (and when there are none).
+    pub thresholds_passed: bool,
+    /// One point per second of the run.
+    pub series: Vec<SeriesPoint>,
+    /// Distinct failures, most frequent first.
+    pub failures: Vec<FailureEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunInfo {
+    pub name: String,
+    pub scenario_file: Option<String>,
+    /// The base URL (credentials removed), or the demo target's address.
+    pub target: String,
+    pub http: String,
+    pub model: String,
+    pub pattern: String,
+    pub users: u64,
+    pub duration_s: Option<f64>,
+    pub iterations_limit: Option<u64>,
+    pub threads: usize,
+    /// RFC 3339.
+    pub started_at: String,
+    pub ended_at: String,
+    pub elapsed_s: f64,
+    /// The run was stopped early by Ctrl-C, SIGTERM or a cancel request.
+    pub interrupted: bool,
+}
+
+/// Request statistics of one step, or of all of them (`totals`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct StepStats {
+    pub name: String,
+    /// `None` for the totals, and for a step name used with several methods.
+    pub method: Option<String>,
+    /// Requests sent; every one is either a success or a failure.
+    pub requests: u64,
+    pub failures: u64,
+    /// `failures / requests` (0 when nothing was sent).
+    pub error_rate: f64,
+    /// Requests per second over the run's elapsed time.
+    pub rps: f64,
+    /// Response bytes: status line and headers (as received for HTTP/1.1,
+    /// an estimate for HTTP/2) plus body.
+    pub bytes_in: u64,
+    /// Request bytes: request line, headers and body (same estimate rule).
+    pub bytes_out: u64,
+    /// Response body bytes only.
+    pub body_bytes: u64,
+    /// Latency in milliseconds as a user waits for it.
+    pub latency_ms: Latency,
+    /// Service time in milliseconds, from the actual send. In the closed
+    /// model this is the same measurement as `latency_ms`.
+    pub service_time_ms: Latency,
+    /// Responses by status code ("200": 10).
+    pub status_codes: BTreeMap<String, u64>,
+    /// Failures by kind ("timeout": 2).
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Latency statistics in milliseconds: `min`, `mean`, `max` and
+/// percentiles named `p50`, `p90`, `p99.9`…
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(transparent)]
+pub struct Latency(pub BTreeMap<String, f64>);
+
+impl Latency {
+    pub fn key(p: f64) -> String {
+        format!("p{}", trim_float(p))
+    }
+
+    pub fn percentile(&self, p: f64) -> Option<f64> {
+        if p >= 100.0 {
+            return self.0.get("max").copied();
+        }
+        self.0.get(&Self::key(p)).copied()
+    }
+
+    pub fn get(&self, key: &str) -> f64 {
+        self.0.get(key).copied().unwrap_or(0.0)
+    }
+}
+
+fn trim_float(p: f64) -> String {
+    let s = format!("{p}");
+    s.trim_end_matches(".0").to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SeriesPoint {
+    /// Seconds since the start, at the end of this one-second interval.
+    pub t: u64,
+    /// Active users at the end of the interval.
+    pub users: u64,
+    pub requests: u64,
+    pub failures: u64,
+    pub rps: f64,
+    pub bytes_in: u64,
+    /// Latency of the requests completed in this interval.
+    pub latency_ms: Latency,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    pub metric: String,
+    pub expression: String,
+    /// `None` when nothing was measured (a step that sent no request).
+    pub observed: Option<f64>,
+    pub unit: Unit,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailureEntry {
+    pub step: String,
+    pub method: String,
+    /// `refused`, `timeout`, `reset`, `status`, `check`…
+    pub kind: String,
+    pub message: String,
+    pub count: u64,
+    /// Seconds since the start.
+    pub first_seen_s: u64,
+    pub last_seen_s: u64,
+}

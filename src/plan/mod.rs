@@ -1,0 +1,1143 @@
+//! What we will do: a validated, normalized [`Plan`].
+//!
+//! [`compile`] is the only place that judges a scenario's meaning. It merges
+//! command-line [`Overrides`] over the file (flags and `LOADCTL_*` variables
+//! arrive here already merged by clap), checks every value, compiles the
+//! templates once, reads the data files, and reports every problem it finds
+//! with the span of the offending value. Reading the feeder CSVs is the one
+//! piece of I/O here: the data is part of what a run (or, later, a remote
+//! worker) executes, and `validate` must report a missing file.
+
+pub mod template;
+pub mod threshold;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use minijinja::Value;
+
+use crate::diag::{Diagnostics, Span, Spanned};
+use crate::scenario::{self, ExtractSource, Scenario, StatusSpec};
+use template::{Globals, Part, Templates};
+use threshold::Threshold;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(2);
+/// Beyond this many users the run would exhaust file descriptors and
+/// memory long before it measured anything.
+const MAX_USERS: i64 = 1_000_000;
+
+/// Settings from the command line (or `LOADCTL_*`), which beat the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub base_url: Option<String>,
+    pub users: Option<u64>,
+    pub duration: Option<String>,
+    pub iterations: Option<u64>,
+    pub timeout: Option<String>,
+    /// `Name: value`, added to (or replacing) the scenario's default headers.
+    pub headers: Vec<String>,
+    /// `METRIC: EXPRESSION`, added to the scenario's thresholds.
+    pub thresholds: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub scenario_file: Option<PathBuf>,
+    pub target: TargetPlan,
+    pub load: LoadPlan,
+    pub flows: Vec<FlowPlan>,
+    /// One entry per distinct step name; steps with the same name share
+    /// statistics, as requests with the same name do in Locust.
+    pub metrics: Vec<MetricInfo>,
+    pub feeders: Vec<Feeder>,
+    pub templates: Templates,
+    pub globals: Globals,
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricInfo {
+    pub name: String,
+    /// The method, when every step of this name uses the same one.
+    pub method: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaseUrl {
+    /// The built-in demo target, started in-process for the run.
+    Demo,
+    Url(Endpoint),
+}
+
+/// Where requests go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix of the base URL without a trailing slash ("" for none).
+    pub base_path: String,
+}
+
+impl Endpoint {
+    /// The URL for reports: credentials are never part of it.
+    pub fn display(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}{}", self.port, self.base_path)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/2 when TLS ALPN offers it, HTTP/1.1 otherwise.
+    Auto,
+    Http1,
+    /// HTTP/2 only: over TLS by ALPN, over plain TCP by prior knowledge (h2c).
+    Http2,
+}
+
+impl HttpVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Auto => "auto",
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TargetPlan {
+    pub base: BaseUrl,
+    pub http: HttpVersion,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub headers: Vec<(HeaderName, Part)>,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub users: u64,
+    pub duration: Option<Duration>,
+    /// Total flow iterations across all users.
+    pub iterations: Option<u64>,
+    /// How long in-flight requests may finish after the run stops.
+    pub graceful_stop: Duration,
+}
+
+#[derive(Debug)]
+pub struct FlowPlan {
+    pub name: String,
+    pub weight: u64,
+    /// Pause after each step: fixed, or uniform in a range.
+    pub think_time: Option<(Duration, Duration)>,
+    pub steps: Vec<StepPlan>,
+}
+
+#[derive(Debug)]
+pub struct StepPlan {
+    pub name: String,
+    pub metric: usize,
+    pub method: Method,
+    pub path: Part,
+    pub headers: Vec<(HeaderName, Part)>,
+    pub body: Option<Part>,
+    /// Set for `json = …` bodies unless a header sets it.
+    pub content_type: Option<&'static str>,
+    pub expect: ExpectPlan,
+    pub extract: Vec<ExtractPlan>,
+}
+
+impl StepPlan {
+    /// Whether the response body must be kept (for checks or extraction);
+    /// otherwise it is only counted.
+    pub fn needs_body(&self) -> bool {
+        self.expect.body_contains.is_some()
+            || !self.expect.json.is_empty()
+            || self
+                .extract
+                .iter()
+                .any(|e| matches!(e.source, ExtractFrom::Json(_)))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExpectPlan {
+    /// Inclusive ranges of accepted codes; empty means 200–399.
+    pub status: Vec<(u16, u16)>,
+    pub body_contains: Option<String>,
+    pub json: Vec<(String, serde_json::Value)>,
+}
+
+impl ExpectPlan {
+    pub fn status_ok(&self, code: u16) -> bool {
+        if self.status.is_empty() {
+            return (200..400).contains(&code);
+        }
+        self.status
+            .iter()
+            .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExtractPlan {
+    pub var: String,
+    pub source: ExtractFrom,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExtractFrom {
+    Json(String),
+    Header(HeaderName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedMode {
+    /// Rows in order, wrapping around.
+    Sequential,
+    /// A random row each time.
+    Random,
+    /// Each row once; users stop when the rows run out.
+    Unique,
+}
+
+#[derive(Debug)]
+pub struct Feeder {
+    pub name: String,
+    pub mode: FeedMode,
+    /// Each row as a map from column name to value.
+    pub rows: Vec<Value>,
+}
+
+/// Checks a scenario and turns it into a plan. Returns `None` when
+/// `diags` holds at least one error. Relative paths (data files, CA file)
+/// resolve against `base_dir`, the scenario's folder.
+pub fn compile(
+    scenario: &Scenario,
+    scenario_file: Option<&Path>,
+    overrides: &Overrides,
+    diags: &mut Diagnostics,
+) -> Option<Plan> {
+    let base_dir = scenario_file
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut c = Compiler {
+        diags,
+        templates: Templates::default(),
+    };
+    let target = c.target(&scenario.target, overrides, &base_dir);
+    let load = c.load(&scenario.load, overrides);
+    let feeders = c.feeders(&scenario.data, &base_dir);
+    let vars: Vec<String> = scenario.vars.iter().map(|(k, _)| k.value.clone()).collect();
+    let mut known: BTreeSet<String> = template::BUILTIN_VARS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(vars.iter().cloned())
+        .chain(feeders.iter().map(|f| f.name.clone()))
+        .collect();
+    // Default headers may use anything but extracted values.
+    let mut target_headers = c.headers(&scenario.target.headers, &known, "target.headers");
+    c.header_flags(&overrides.headers, &mut target_headers);
+    let mut metrics: Vec<MetricInfo> = Vec::new();
+    let flows = c.flows(&scenario.flows, &mut known, &mut metrics);
+    let step_names: Vec<String> = metrics.iter().map(|m| m.name.clone()).collect();
+    let thresholds = c.thresholds(&scenario.thresholds, &overrides.thresholds, &step_names);
+
+    let (target, load) = (target?, load?);
+    if c.diags.has_errors() {
+        return None;
+    }
+    let templates = c.templates;
+    let mut var_values = std::collections::BTreeMap::new();
+    for (k, v) in &scenario.vars {
+        var_values.insert(
+            k.value.clone(),
+            Value::from(minijinja::value::Serde(&v.value)),
+        );
+    }
+    Some(Plan {
+        name: scenario
+            .name
+            .as_ref()
+            .map(|n| n.value.clone())
+            .or_else(|| {
+                scenario_file
+                    .and_then(Path::file_stem)
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "loadctl".to_string()),
+        scenario_file: scenario_file.map(Path::to_path_buf),
+        target: TargetPlan {
+            headers: target_headers,
+            ..target
+        },
+        load,
+        flows,
+        metrics,
+        feeders,
+        templates,
+        globals: Globals::from_process(var_values),
+        thresholds,
+    })
+}
+
+struct Compiler<'d> {
+    diags: &'d mut Diagnostics,
+    templates: Templates,
+}
+
+impl Compiler<'_> {
+    fn target(
+        &mut self,
+        t: &scenario::Target,
+        o: &Overrides,
+        base_dir: &Path,
+    ) -> Option<TargetPlan> {
+        let base = match (&o.base_url, &t.base_url) {
+            (Some(url), _) => self.base_url(url, None),
+            (None, Some(url)) => self.base_url(&url.value, Some(url.span.clone())),
+            (None, None) => {
+                self.diags.error(
+                    None,
+                    "[target] base_url is missing; set it to the service's URL, or \"demo\" for the built-in demo target",
+                );
+                None
+            }
+        };
+        let http = match t.http.as_ref().map(|h| (h.value.as_str(), h.span.clone())) {
+            None | Some(("auto", _)) => HttpVersion::Auto,
+            Some(("1.1" | "1", _)) => HttpVersion::Http1,
+            Some(("2" | "2.0", _)) => HttpVersion::Http2,
+            Some((other, span)) => {
+                self.diags.error(
+                    span,
+                    format!("[target] http = \"{other}\" is not a version; expected \"auto\", \"1.1\" or \"2\""),
+                );
+                HttpVersion::Auto
+            }
+        };
+        let timeout =
+            self.duration_setting(&o.timeout, "--timeout", &t.timeout, "[target] timeout");
+        let connect_timeout =
+            self.duration_setting(&None, "", &t.connect_timeout, "[target] connect_timeout");
+        let ca_file = t.ca_file.as_ref().and_then(|f| {
+            let path = base_dir.join(&f.value);
+            if path.is_file() {
+                Some(path)
+            } else {
+                self.diags.error(
+                    f.span.clone(),
+                    format!("CA file `{}` not found", path.display()),
+                );
+                None
+            }
+        });
+        Some(TargetPlan {
+            base: base?,
+            http,
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+            connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            headers: Vec::new(),
+            insecure: t.insecure.as_ref().map(|i| i.value).unwrap_or(false),
+            ca_file,
+        })
+    }
+
+    fn base_url(&mut self, text: &str, span: Option<Span>) -> Option<BaseUrl> {
+        if text == "demo" {
+            return Some(BaseUrl::Demo);
+        }
+        match parse_endpoint(text) {
+            Ok(e) => Some(BaseUrl::Url(e)),
+            Err(msg) => {
+                let msg = if span.is_some() {
+                    format!("[target] base_url: {msg}")
+                } else {
+                    format!("--base-url: {msg}")
+                };
+                self.diags.error(span, msg);
+                None
+            }
+        }
+    }
+
+    /// A duration from a flag (if given) or the file.
+    fn duration_setting(
+        &mut self,
+        flag: &Option<String>,
+        flag_name: &str,
+        file: &Option<Spanned<String>>,
+        file_name: &str,
+    ) -> Option<Duration> {
+        let (text, span, name) = match (flag, file) {
+            (Some(f), _) => (f.as_str(), None, flag_name),
+            (None, Some(v)) => (v.value.as_str(), Some(v.span.clone()), file_name),
+            (None, None) => return None,
+        };
+        match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.diags.error(span, format!("{name}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn load(&mut self, l: &scenario::Load, o: &Overrides) -> Option<LoadPlan> {
+        if let Some(m) = &l.model {
+            if m.value != "closed" {
+                let msg = match m.value.as_str() {
+                    "open" => "[load] model = \"open\" (arrival rate) is not available in this version; use \"closed\"".to_string(),
+                    other => format!("[load] model = \"{other}\" is unknown; expected \"closed\""),
+                };
+                self.diags.error(m.span.clone(), msg);
+            }
+        }
+        if let Some(p) = &l.pattern {
+            if p.value != "constant" {
+                let msg = match p.value.as_str() {
+                    "ramp" | "stages" | "spike" | "wave" | "random" | "burst" => format!(
+                        "[load] pattern = \"{}\" is not available in this version; use \"constant\"",
+                        p.value
+                    ),
+                    other => format!(
+                        "[load] pattern = \"{other}\" is unknown; expected constant, ramp, stages, spike, wave, random or burst"
+                    ),
+                };
+                self.diags.error(p.span.clone(), msg);
+            }
+        }
+        let users = match (o.users, &l.users) {
+            (Some(u), _) => self.count(u as i64, None, "--users", MAX_USERS),
+            (None, Some(u)) => self.count(u.value, Some(u.span.clone()), "[load] users", MAX_USERS),
+            (None, None) => Some(1),
+        };
+        let iterations = match (o.iterations, &l.iterations) {
+            (Some(i), _) => self.count(i as i64, None, "--iterations", i64::MAX),
+            (None, Some(i)) => {
+                self.count(i.value, Some(i.span.clone()), "[load] iterations", i64::MAX)
+            }
+            (None, None) => None,
+        };
+        let duration =
+            self.duration_setting(&o.duration, "--duration", &l.duration, "[load] duration");
+        let duration_given = o.duration.is_some() || l.duration.is_some();
+        let iterations_given = o.iterations.is_some() || l.iterations.is_some();
+        if !duration_given && !iterations_given {
+            self.diags.error(
+                None,
+                "[load] needs `duration` (e.g. \"30s\") or `iterations`, or the --duration / --iterations flag",
+            );
+        }
+        let graceful_stop = self
+            .duration_setting(&None, "", &l.graceful_stop, "[load] graceful_stop")
+            .unwrap_or(DEFAULT_GRACEFUL_STOP);
+        if (duration_given && duration.is_none()) || (iterations_given && iterations.is_none()) {
+            return None;
+        }
+        Some(LoadPlan {
+            users: users?,
+            duration,
+            iterations,
+            graceful_stop,
+        })
+    }
+
+    /// A count that must be at least 1.
+    fn count(&mut self, n: i64, span: Option<Span>, name: &str, max: i64) -> Option<u64> {
+        if n < 1 {
+            self.diags
+                .error(span, format!("{name} must be at least 1, not {n}"));
+            None
+        } else if n > max {
+            self.diags.error(
+                span,
+                format!("{name} = {n} is more than the limit of {max}"),
+            );
+            None
+        } else {
+            Some(n as u64)
+        }
+    }
+
+    fn feeders(&mut self, data: &[scenario::Data], base_dir: &Path) -> Vec<Feeder> {
+        let mut out: Vec<Feeder> = Vec::new();
+        for d in data {
+            let Some(name) = &d.name else {
+                self.diags.error(d.span.clone(), "[[data]] needs a `name`");
+                continue;
+            };
+            if !is_identifier(&name.value) {
+                self.diags.error(
+                    name.span.clone(),
+                    format!(
+                        "data name `{}` must be a simple identifier (letters, digits, _)",
+                        name.value
+                    ),
+                );
+            }
+            if out.iter().any(|f| f.name == name.value) {
+                self.diags.error(
+                    name.span.clone(),
+                    format!("a data feeder named `{}` already exists", name.value),
+                );
+            }
+            let mode = match d.mode.as_ref().map(|m| (m.value.as_str(), m.span.clone())) {
+                None | Some(("sequential", _)) => FeedMode::Sequential,
+                Some(("random", _)) => FeedMode::Random,
+                Some(("unique", _)) => FeedMode::Unique,
+                Some((other, span)) => {
+                    self.diags.error(
+                        span,
+                        format!("data mode \"{other}\" is unknown; expected sequential, random or unique"),
+                    );
+                    FeedMode::Sequential
+                }
+            };
+            let Some(file) = &d.file else {
+                self.diags.error(
+                    d.span.clone(),
+                    "[[data]] needs a `file` (a CSV file with a header row)",
+                );
+                continue;
+            };
+            match read_csv(&base_dir.join(&file.value)) {
+                Ok(rows) if rows.is_empty() => self.diags.error(
+                    file.span.clone(),
+                    format!("data file `{}` has no rows", file.value),
+                ),
+                Ok(rows) => out.push(Feeder {
+                    name: name.value.clone(),
+                    mode,
+                    rows,
+                }),
+                Err(e) => self.diags.error(
+                    file.span.clone(),
+                    format!("data file `{}`: {e}", file.value),
+                ),
+            }
+        }
+        out
+    }
+
+    fn headers(
+        &mut self,
+        headers: &[(Spanned<String>, Spanned<String>)],
+        known: &BTreeSet<String>,
+        context: &str,
+    ) -> Vec<(HeaderName, Part)> {
+        let mut out = Vec::new();
+        for (name, value) in headers {
+            let header = match HeaderName::from_bytes(name.value.as_bytes()) {
+                Ok(h) => h,
+                Err(_) => {
+                    self.diags.error(
+                        name.span.clone(),
+                        format!("{context}: `{}` is not a valid header name", name.value),
+                    );
+                    continue;
+                }
+            };
+            if let Some(part) = self.template(value, known, context) {
+                if let Part::Static(s) = &part {
+                    if http::HeaderValue::from_str(s).is_err() {
+                        self.diags.error(
+                            value.span.clone(),
+                            format!(
+                                "{context}: the value of `{}` is not a valid header value",
+                                name.value
+                            ),
+                        );
+                        continue;
+                    }
+                }
+                out.push((header, part));
+            }
+        }
+        out
+    }
+
+    /// `-H 'Name: value'` flags: each replaces a scenario header of the same name.
+    fn header_flags(&mut self, flags: &[String], headers: &mut Vec<(HeaderName, Part)>) {
+        for flag in flags {
+            let parsed = flag.split_once(':').and_then(|(name, value)| {
+                let name = HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+                let value = value.trim();
+                http::HeaderValue::from_str(value).ok()?;
+                Some((name, value.to_string()))
+            });
+            match parsed {
+                Some((name, value)) => {
+                    headers.retain(|(n, _)| *n != name);
+                    headers.push((name, Part::Static(value)));
+                }
+                None => self.diags.error(
+                    None,
+                    format!(
+                        "--header `{}`: expected `Name: value` with a valid header name and value",
+                        redact_header_flag(flag)
+                    ),
+                ),
+            }
+        }
+    }
+
+    /// Compiles a template and checks that it reads only known variables.
+    fn template(
+        &mut self,
+        text: &Spanned<String>,
+        known: &BTreeSet<String>,
+        context: &str,
+    ) -> Option<Part> {
+        match self.templates.compile(&text.value) {
+            Ok((part, vars)) => {
+                let mut ok = true;
+                for v in vars.iter().filter(|v| !known.contains(*v)) {
+                    ok = false;
+                    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                    let mut msg = format!("{context}: unknown variable `{v}`");
+                    if let Some(s) = crate::diag::did_you_mean(v, &names) {
+                        msg.push_str(&format!("; did you mean `{s}`?"));
+                    } else {
+                        msg.push_str(&format!(
+                            "; templates can use {}, and values extracted by earlier steps",
+                            names.join(", ")
+                        ));
+                    }
+                    self.diags.error(text.span.clone(), msg);
+                }
+                ok.then_some(part)
+            }
+            Err(e) => {
+                self.diags
+                    .error(text.span.clone(), format!("{context}: template error: {e}"));
+                None
+            }
+        }
+    }
+
+    fn flows(
+        &mut self,
+        flows: &[scenario::Flow],
+        known: &mut BTreeSet<String>,
+        metrics: &mut Vec<MetricInfo>,
+    ) -> Vec<FlowPlan> {
+        if flows.is_empty() {
+            self.diags.error(
+                None,
+                "the scenario has no [[flow]]; add one with at least one [[flow.step]]",
+            );
+        }
+        let mut out = Vec::new();
+        for (i, f) in flows.iter().enumerate() {
+            let name = f
+                .name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| format!("flow{}", i + 1));
+            let weight = match &f.weight {
+                Some(w) => self.count(w.value, Some(w.span.clone()), "flow weight", 1_000_000),
+                None => Some(1),
+            };
+            let think_time = f
+                .think_time
+                .as_ref()
+                .and_then(|t| match parse_think_time(&t.value) {
+                    Ok(range) => Some(range),
+                    Err(e) => {
+                        self.diags.error(t.span.clone(), format!("think_time: {e}"));
+                        None
+                    }
+                });
+            if f.steps.is_empty() {
+                self.diags.error(
+                    f.span.clone(),
+                    format!("flow `{name}` has no [[flow.step]]"),
+                );
+            }
+            // Extracted variables are visible to later steps of the same
+            // flow only; each flow starts from the shared names.
+            let mut flow_known = known.clone();
+            let steps = f
+                .steps
+                .iter()
+                .filter_map(|s| self.step(s, &mut flow_known, metrics))
+                .collect();
+            out.push(FlowPlan {
+                name,
+                weight: weight.unwrap_or(1),
+                think_time,
+                steps,
+            });
+        }
+        out
+    }
+
+    fn step(
+        &mut self,
+        s: &scenario::Step,
+        known: &mut BTreeSet<String>,
+        metrics: &mut Vec<MetricInfo>,
+    ) -> Option<StepPlan> {
+        let method = match &s.method {
+            None => Some(Method::GET),
+            Some(m) => match Method::from_bytes(m.value.to_ascii_uppercase().as_bytes()) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    self.diags.error(
+                        m.span.clone(),
+                        format!("`{}` is not an HTTP method", m.value),
+                    );
+                    None
+                }
+            },
+        };
+        let path = match &s.path {
+            Some(p) if !(p.value.starts_with('/') || p.value.starts_with("{{")) => {
+                self.diags.error(
+                    p.span.clone(),
+                    format!(
+                        "path `{}` must start with `/` (it is joined to the base URL)",
+                        p.value
+                    ),
+                );
+                None
+            }
+            Some(p) => self.template(p, known, "path"),
+            None => {
+                self.diags.error(
+                    s.span.clone(),
+                    "[[flow.step]] needs a `path`, e.g. path = \"/\"",
+                );
+                None
+            }
+        };
+        let headers = self.headers(&s.headers, known, "step headers");
+        let (body, content_type) = match (&s.body, &s.json) {
+            (Some(_), Some(j)) => {
+                self.diags
+                    .error(j.span.clone(), "a step takes `body` or `json`, not both");
+                (None, None)
+            }
+            (Some(b), None) => (self.template(b, known, "body"), None),
+            (None, Some(j)) => {
+                let text = Spanned::new(j.value.to_string(), j.span.clone());
+                (
+                    self.template(&text, known, "json"),
+                    Some("application/json"),
+                )
+            }
+            (None, None) => (None, None),
+        };
+        let expect = s
+            .expect
+            .as_ref()
+            .map(|e| self.expect(e))
+            .unwrap_or_default();
+        let mut extract = Vec::new();
+        for e in &s.extract {
+            let source = match &e.source.value {
+                ExtractSource::Json(p) => {
+                    if !(p.is_empty() || p.starts_with('/')) {
+                        self.diags.error(
+                            e.source.span.clone(),
+                            format!("JSON pointer `{p}` must be empty or start with `/`, e.g. \"/items/0/id\""),
+                        );
+                        continue;
+                    }
+                    ExtractFrom::Json(p.clone())
+                }
+                ExtractSource::Header(h) => match HeaderName::from_bytes(h.as_bytes()) {
+                    Ok(h) => ExtractFrom::Header(h),
+                    Err(_) => {
+                        self.diags.error(
+                            e.source.span.clone(),
+                            format!("`{h}` is not a valid header name"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if !is_identifier(&e.var.value) {
+                self.diags.error(
+                    e.var.span.clone(),
+                    format!(
+                        "extract variable `{}` must be a simple identifier",
+                        e.var.value
+                    ),
+                );
+                continue;
+            }
+            known.insert(e.var.value.clone());
+            extract.push(ExtractPlan {
+                var: e.var.value.clone(),
+                source,
+            });
+        }
+        let (method, path) = (method?, path?);
+        let name = s.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| {
+            let shown = match &s.path {
+                Some(p) => p.value.clone(),
+                None => String::new(),
+            };
+            format!("{method} {shown}")
+        });
+        let metric = match metrics.iter().position(|m| m.name == name) {
+            Some(i) => {
+                if metrics[i].method.as_deref() != Some(method.as_str()) {
+                    metrics[i].method = None;
+                }
+                i
+            }
+            None => {
+                metrics.push(MetricInfo {
+                    name: name.clone(),
+                    method: Some(method.to_string()),
+                });
+                metrics.len() - 1
+            }
+        };
+        Some(StepPlan {
+            name,
+            metric,
+            method,
+            path,
+            headers,
+            body,
+            content_type,
+            expect,
+            extract,
+        })
+    }
+
+    fn expect(&mut self, e: &scenario::Expect) -> ExpectPlan {
+        let mut status = Vec::new();
+        for s in &e.status {
+            match parse_status(&s.value) {
+                Ok(range) => status.push(range),
+                Err(msg) => self.diags.error(s.span.clone(), msg),
+            }
+        }
+        let mut json = Vec::new();
+        for (pointer, value) in &e.json {
+            if !(pointer.value.is_empty() || pointer.value.starts_with('/')) {
+                self.diags.error(
+                    pointer.span.clone(),
+                    format!(
+                        "JSON pointer `{}` must be empty or start with `/`",
+                        pointer.value
+                    ),
+                );
+                continue;
+            }
+            json.push((pointer.value.clone(), value.value.clone()));
+        }
+        ExpectPlan {
+            status,
+            body_contains: e.body_contains.as_ref().map(|b| b.value.clone()),
+            json,
+        }
+    }
+
+    fn thresholds(
+        &mut self,
+        lists: &[scenario::ThresholdList],
+        flags: &[String],
+        steps: &[String],
+    ) -> Vec<Threshold> {
+        let mut out = Vec::new();
+        for list in lists {
+            let metric = match threshold::parse_metric(&list.metric.value, steps) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.diags.error(list.metric.span.clone(), e);
+                    continue;
+                }
+            };
+            if list.expressions.is_empty() {
+                self.diags.error(
+                    list.metric.span.clone(),
+                    format!("threshold `{}` has no expressions", list.metric.value),
+                );
+            }
+            for expr in &list.expressions {
+                match threshold::parse(&list.metric.value, metric.clone(), &expr.value) {
+                    Ok(t) => out.push(t),
+                    Err(e) => self.diags.error(expr.span.clone(), e),
+                }
+            }
+        }
+        for flag in flags {
+            match threshold::parse_flag(flag, steps) {
+                Ok(t) => out.push(t),
+                Err(e) => self.diags.error(None, format!("--threshold: {e}")),
+            }
+        }
+        out
+    }
+}
+
+/// Parses `"30s"`, `"1m30s"`, `"500ms"`, `"1.5s"`, `"2h"`; must be > 0.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = text.trim().parse().map_err(|_| {
+        format!("`{text}` is not a duration; write e.g. \"500ms\", \"30s\", \"1m30s\" or \"2h\"")
+    })?;
+    if d.is_negative() || d.is_zero() {
+        return Err(format!("`{text}` must be more than zero"));
+    }
+    Duration::try_from(d).map_err(|_| format!("`{text}` is out of range"))
+}
+
+/// `"1s"` (fixed) or `"1s..3s"` (uniform between the two).
+fn parse_think_time(text: &str) -> Result<(Duration, Duration), String> {
+    match text.split_once("..") {
+        Some((lo, hi)) => {
+            let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+            if lo > hi {
+                return Err(format!(
+                    "`{text}`: the lower bound is above the upper bound"
+                ));
+            }
+            Ok((lo, hi))
+        }
+        None => {
+            let d = parse_duration(text)?;
+            Ok((d, d))
+        }
+    }
+}
+
+fn parse_status(spec: &StatusSpec) -> Result<(u16, u16), String> {
+    match spec {
+        StatusSpec::Code(c) if (100..=599).contains(c) => Ok((*c as u16, *c as u16)),
+        StatusSpec::Code(c) => Err(format!("status {c} is not an HTTP status code (100–599)")),
+        StatusSpec::Text(t) => {
+            let t = t.trim();
+            if let Ok(code) = t.parse::<i64>() {
+                return parse_status(&StatusSpec::Code(code));
+            }
+            let b = t.as_bytes();
+            if b.len() == 3 && (b'1'..=b'5').contains(&b[0]) && b[1..].eq_ignore_ascii_case(b"xx") {
+                let base = (b[0] - b'0') as u16 * 100;
+                return Ok((base, base + 99));
+            }
+            if let Some((lo, hi)) = t.split_once('-') {
+                if let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
+                    if (100..=599).contains(&lo) && (lo..=599).contains(&hi) {
+                        return Ok((lo, hi));
+                    }
+                }
+            }
+            Err(format!(
+                "status \"{t}\" is not a code, a class like \"2xx\" or a range like \"200-299\""
+            ))
+        }
+    }
+}
+
+/// Parses `http[s]://host[:port][/base/path]`.
+pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            return Err(format!(
+                "scheme `{other}` is not supported; use http or https"
+            ))
+        }
+        None => return Err(format!("`{text}` needs a scheme, e.g. http://{text}")),
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err("credentials in the URL are not supported; use an Authorization header".into());
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{text}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err("the base URL cannot have a query; put it in the step's path".into());
+    }
+    Ok(Endpoint {
+        https,
+        host: host.to_string(),
+        port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        base_path: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+/// A header flag as it may appear in an error: the name, never the value,
+/// which may be a credential.
+fn redact_header_flag(flag: &str) -> String {
+    match flag.split_once(':') {
+        Some((name, _)) => format!("{name}: …"),
+        None => "…".to_string(),
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn read_csv(path: &Path) -> Result<Vec<Value>, String> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| match e.kind() {
+        csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            format!("not found at {}", path.display())
+        }
+        _ => e.to_string(),
+    })?;
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let row: std::collections::BTreeMap<String, String> = headers
+            .iter()
+            .zip(record.iter())
+            .map(|(h, v)| (h.to_string(), v.to_string()))
+            .collect();
+        rows.push(Value::from(minijinja::value::Serde(&row)));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile_str(text: &str, o: &Overrides) -> (Option<Plan>, Diagnostics) {
+        let mut d = Diagnostics::default();
+        let s = scenario::parse(text, &mut d).expect("valid TOML");
+        let p = compile(&s, None, o, &mut d);
+        (p, d)
+    }
+
+    const OK: &str = r#"
+[target]
+base_url = "http://127.0.0.1:9/api/"
+[load]
+users = 2
+duration = "1s"
+[[flow]]
+  [[flow.step]]
+  name = "list"
+  path = "/items"
+  extract = { id = { json = "/0/id" } }
+  [[flow.step]]
+  name = "item"
+  path = "/items/{{ id }}"
+  expect = { status = ["2xx", 404] }
+[thresholds]
+"step:item" = ["p(99) < 800ms"]
+"#;
+
+    #[test]
+    fn compiles_a_valid_scenario() {
+        let (p, d) = compile_str(OK, &Overrides::default());
+        let p = p.unwrap_or_else(|| panic!("{d:?}"));
+        let BaseUrl::Url(e) = &p.target.base else {
+            panic!()
+        };
+        assert_eq!(e.base_path, "/api");
+        assert_eq!(p.metrics.len(), 2);
+        assert!(p.flows[0].steps[0].path.is_static());
+        assert!(!p.flows[0].steps[1].path.is_static());
+        assert!(p.flows[0].steps[1].expect.status_ok(204));
+        assert!(p.flows[0].steps[1].expect.status_ok(404));
+        assert!(!p.flows[0].steps[1].expect.status_ok(500));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let o = Overrides {
+            users: Some(7),
+            duration: Some("3s".into()),
+            ..Default::default()
+        };
+        let (p, _) = compile_str(OK, &o);
+        let p = p.unwrap();
+        assert_eq!(p.load.users, 7);
+        assert_eq!(p.load.duration, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported() {
+        let text = r#"
+[target]
+base_url = "ftp://x"
+timeout = "soon"
+[load]
+users = 0
+duration = "-5s"
+pattern = "zigzag"
+[[flow]]
+  [[flow.step]]
+  path = "/x/{{ nope }}"
+[thresholds]
+"step:missing" = ["p(95) < 1s"]
+"#;
+        let (p, d) = compile_str(text, &Overrides::default());
+        assert!(p.is_none());
+        let msgs: Vec<_> = d.items().iter().map(|d| d.message.as_str()).collect();
+        for needle in [
+            "scheme `ftp`",
+            "timeout",
+            "at least 1",
+            "more than zero",
+            "zigzag",
+            "unknown variable `nope`",
+            "no step is named",
+        ] {
+            assert!(
+                msgs.iter().any(|m| m.contains(needle)),
+                "{needle} not in {msgs:#?}"
+            );
+        }
+        assert!(d.items().iter().all(|d| d.span.is_some()), "{msgs:#?}");
+    }
+
+    #[test]
+    fn durations_parse_in_friendly_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn status_classes_and_ranges() {
+        assert_eq!(
+            parse_status(&StatusSpec::Text("2xx".into())),
+            Ok((200, 299))
+        );
+        assert_eq!(
+            parse_status(&StatusSpec::Text("200-204".into())),
+            Ok((200, 204))
+        );
+        assert!(parse_status(&StatusSpec::Code(42)).is_err());
+    }
+}

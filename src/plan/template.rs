@@ -1,0 +1,166 @@
+//! Request templates, compiled once when the plan is built.
+//!
+//! Any path, header value or body that contains `{{` or `{%` becomes a
+//! minijinja template registered in one shared [`Templates`] environment;
+//! anything else stays a plain string that is never rendered. Rendering is
+//! strict: an undefined variable is an error (counted as a failed request of
+//! kind `template`), never an empty string sent to the target.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+/// Built-in variables every template can use.
+pub const BUILTIN_VARS: &[&str] = &["vu", "iteration", "env", "vars"];
+/// Functions every template can call (ours, then minijinja's own).
+const FUNCTIONS: &[&str] = &[
+    "random",
+    "uuid",
+    "timestamp",
+    "timestamp_ms",
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+];
+
+/// A piece of a request: fixed text, or the name of a compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Static(String),
+    Template(String),
+}
+
+impl Part {
+    pub fn is_static(&self) -> bool {
+        matches!(self, Part::Static(_))
+    }
+}
+
+/// The compiled templates of one plan.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    count: usize,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_function(
+            "random",
+            |lo: i64, hi: i64| -> Result<i64, minijinja::Error> {
+                if lo > hi {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("random({lo}, {hi}): the first bound is above the second"),
+                    ));
+                }
+                Ok(rand::random_range(lo..=hi))
+            },
+        );
+        env.add_function("uuid", || uuid::Uuid::new_v4().to_string());
+        env.add_function("timestamp", || jiff::Timestamp::now().as_second());
+        env.add_function("timestamp_ms", || jiff::Timestamp::now().as_millisecond());
+        Templates { env, count: 0 }
+    }
+}
+
+impl Templates {
+    /// Compiles `source` if it is a template. Returns the part and the
+    /// top-level variable names it reads, or the syntax error's message.
+    pub fn compile(&mut self, source: &str) -> Result<(Part, BTreeSet<String>), String> {
+        if !(source.contains("{{") || source.contains("{%")) {
+            return Ok((Part::Static(source.to_string()), BTreeSet::new()));
+        }
+        let name = format!("t{}", self.count);
+        self.count += 1;
+        self.env
+            .add_template_owned(name.clone(), source.to_string())
+            .map_err(|e| template_error(&e))?;
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|e| template_error(&e))?;
+        let vars = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|v| !FUNCTIONS.contains(&v.as_str()))
+            .collect();
+        Ok((Part::Template(name), vars))
+    }
+
+    /// Renders a part with the given variables.
+    pub fn render(&self, part: &Part, ctx: &Value) -> Result<String, String> {
+        match part {
+            Part::Static(s) => Ok(s.clone()),
+            Part::Template(name) => self
+                .env
+                .get_template(name)
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| template_error(&e)),
+        }
+    }
+}
+
+fn template_error(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+/// Values shared by every template of a run: environment variables and `[vars]`.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub env: Value,
+    pub vars: Arc<BTreeMap<String, Value>>,
+}
+
+impl Globals {
+    pub fn from_process(vars: BTreeMap<String, Value>) -> Self {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Globals {
+            env: Value::from(minijinja::value::Serde(&env)),
+            vars: Arc::new(vars),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_not_a_template() {
+        let mut t = Templates::default();
+        let (part, vars) = t.compile("/api/items").unwrap();
+        assert_eq!(part, Part::Static("/api/items".into()));
+        assert!(vars.is_empty());
+    }
+
+    #[test]
+    fn templates_report_their_variables_but_not_functions() {
+        let mut t = Templates::default();
+        let (part, vars) = t.compile("/items/{{ id }}?p={{ random(1, 3) }}").unwrap();
+        assert!(!part.is_static());
+        assert_eq!(vars.into_iter().collect::<Vec<_>>(), vec!["id".to_string()]);
+        let out = t.render(&part, &minijinja::context! { id => 7 }).unwrap();
+        assert!(out.starts_with("/items/7?p="), "{out}");
+    }
+
+    #[test]
+    fn undefined_variables_fail_to_render() {
+        let mut t = Templates::default();
+        let (part, _) = t.compile("{{ missing }}").unwrap();
+        assert!(t.render(&part, &minijinja::context! {}).is_err());
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        let mut t = Templates::default();
+        assert!(t.compile("{{ oops ").is_err());
+    }
+}

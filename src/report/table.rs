@@ -1,0 +1,115 @@
+//! The end-of-run summary for the terminal: run facts, a per-step table,
+//! failures by kind and the thresholds.
+
+use std::fmt::Write as _;
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+
+use crate::metrics::summary::{RunSummary, StepStats};
+
+/// Renders the summary as text for a terminal (no colour codes, so it is
+/// safe to redirect to a file).
+pub fn render(summary: &RunSummary) -> String {
+    let mut out = String::new();
+    let run = &summary.run;
+    let state = if run.interrupted {
+        " (interrupted)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "\n{}{state}", run.name);
+    let _ = writeln!(
+        out,
+        "  target {}  ·  {} users  ·  {:.1}s  ·  {} iterations",
+        run.target, run.users, run.elapsed_s, summary.iterations
+    );
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(
+            [
+                "step", "reqs", "fail", "rps", "min", "mean", "p50", "p90", "p95", "p99", "max",
+            ]
+            .into_iter()
+            .map(Cell::new),
+        );
+    for step in &summary.steps {
+        table.add_row(row(step));
+    }
+    table.add_row(row(&summary.totals));
+    for column in 1..11 {
+        if let Some(c) = table.column_mut(column) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let _ = writeln!(out, "{table}");
+    let _ = writeln!(out, "  latencies in ms");
+    if !summary.totals.errors.is_empty() {
+        let kinds: Vec<String> = summary
+            .totals
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(out, "\nfailures: {}", kinds.join(", "));
+        for f in summary.failures.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "  {:>7}×  {} {}: {}",
+                f.count, f.method, f.step, f.message
+            );
+        }
+    }
+    if !summary.thresholds.is_empty() {
+        let _ = writeln!(out, "\nthresholds:");
+        for t in &summary.thresholds {
+            let mark = if t.passed { "✓" } else { "✗" };
+            let observed = match t.observed {
+                Some(v) => format!("{}{}", round(v), t.unit),
+                None => "no data".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  {mark} {}: {}  (observed {observed})",
+                t.metric, t.expression
+            );
+        }
+    }
+    out
+}
+
+fn row(s: &StepStats) -> Vec<Cell> {
+    let l = &s.latency_ms;
+    let mut cells = vec![
+        Cell::new(&s.name),
+        Cell::new(s.requests),
+        Cell::new(s.failures),
+        Cell::new(format!("{:.1}", s.rps)),
+    ];
+    for key in ["min", "mean", "p50", "p90", "p95", "p99", "max"] {
+        cells.push(Cell::new(match l.0.get(key) {
+            Some(v) => round(*v),
+            None => "-".to_string(),
+        }));
+    }
+    cells
+}
+
+/// Three significant figures at most, without trailing zeros.
+fn round(v: f64) -> String {
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}

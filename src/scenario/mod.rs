@@ -1,0 +1,142 @@
+//! What the user wrote: the scenario file as read, with a span on every value.
+//!
+//! This is the only module that knows TOML. [`load`] reads a file and
+//! [`parse`] reads text into a [`Scenario`], checking syntax, key names and
+//! value types and collecting every problem it meets. Nothing here judges
+//! meaning (is a duration valid, does a threshold name a real step): that is
+//! `plan`'s job, which is why durations and counts stay raw here.
+
+mod read;
+
+use std::path::Path;
+
+use crate::diag::{Diagnostics, SourceFile, Span, Spanned};
+
+pub use read::parse;
+
+type S<T> = Option<Spanned<T>>;
+
+/// A whole scenario file.
+#[derive(Debug, Default, Clone)]
+pub struct Scenario {
+    pub name: S<String>,
+    pub target: Target,
+    pub load: Load,
+    /// `[vars]`: constants available to every template.
+    pub vars: Vec<(Spanned<String>, Spanned<serde_json::Value>)>,
+    pub data: Vec<Data>,
+    pub flows: Vec<Flow>,
+    pub thresholds: Vec<ThresholdList>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Target {
+    pub base_url: S<String>,
+    pub http: S<String>,
+    pub timeout: S<String>,
+    pub connect_timeout: S<String>,
+    pub headers: Vec<(Spanned<String>, Spanned<String>)>,
+    pub insecure: S<bool>,
+    pub ca_file: S<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Load {
+    pub model: S<String>,
+    pub pattern: S<String>,
+    pub users: S<i64>,
+    pub duration: S<String>,
+    pub iterations: S<i64>,
+    pub graceful_stop: S<String>,
+}
+
+/// A `[[data]]` feeder: rows of a CSV file handed to iterations.
+#[derive(Debug, Clone)]
+pub struct Data {
+    pub span: Span,
+    pub name: S<String>,
+    pub file: S<String>,
+    pub mode: S<String>,
+}
+
+/// A `[[flow]]`: one class of user.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub span: Span,
+    pub name: S<String>,
+    pub weight: S<i64>,
+    pub think_time: S<String>,
+    pub steps: Vec<Step>,
+}
+
+/// A `[[flow.step]]`: one request.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub span: Span,
+    pub name: S<String>,
+    pub method: S<String>,
+    pub path: S<String>,
+    pub headers: Vec<(Spanned<String>, Spanned<String>)>,
+    pub body: S<String>,
+    pub json: S<serde_json::Value>,
+    pub expect: Option<Expect>,
+    pub extract: Vec<Extract>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Expect {
+    /// Codes (`200`) or classes (`"2xx"`), as written.
+    pub status: Vec<Spanned<StatusSpec>>,
+    pub body_contains: S<String>,
+    /// JSON pointer → expected value.
+    pub json: Vec<(Spanned<String>, Spanned<serde_json::Value>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusSpec {
+    Code(i64),
+    Text(String),
+}
+
+/// `extract = { var = { json = "/pointer" } }` or `{ header = "name" }`.
+#[derive(Debug, Clone)]
+pub struct Extract {
+    pub var: Spanned<String>,
+    pub source: Spanned<ExtractSource>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExtractSource {
+    Json(String),
+    Header(String),
+}
+
+/// One key of `[thresholds]` and its expressions.
+#[derive(Debug, Clone)]
+pub struct ThresholdList {
+    pub metric: Spanned<String>,
+    pub expressions: Vec<Spanned<String>>,
+}
+
+/// Reads a scenario file. Returns `None` for a file that cannot be read or
+/// is not valid TOML; the diagnostics say why.
+pub fn load(path: &Path) -> (SourceFile, Option<Scenario>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                diags.error(at..at, "the file is not valid UTF-8 text");
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                return (SourceFile::new(path, text), None, diags);
+            }
+        },
+        Err(e) => {
+            diags.error(None, format!("cannot read the file: {e}"));
+            return (SourceFile::new(path, String::new()), None, diags);
+        }
+    };
+    let scenario = parse(&text, &mut diags);
+    (SourceFile::new(path, text), scenario, diags)
+}
