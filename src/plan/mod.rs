@@ -788,17 +788,16 @@ impl Compiler<'_> {
                 source,
             });
         }
-        let (method, path) = (method?, path?);
+        // The step's metric is registered even when the step has errors, so
+        // a threshold on it is not reported as naming a missing step too.
+        let method_text = method.as_ref().map_or("GET", |m| m.as_str());
         let name = s.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| {
-            let shown = match &s.path {
-                Some(p) => p.value.clone(),
-                None => String::new(),
-            };
-            format!("{method} {shown}")
+            let shown = s.path.as_ref().map_or("", |p| p.value.as_str());
+            format!("{method_text} {shown}")
         });
         let metric = match metrics.iter().position(|m| m.name == name) {
             Some(i) => {
-                if metrics[i].method.as_deref() != Some(method.as_str()) {
+                if metrics[i].method.as_deref() != Some(method_text) {
                     metrics[i].method = None;
                 }
                 i
@@ -806,11 +805,12 @@ impl Compiler<'_> {
             None => {
                 metrics.push(MetricInfo {
                     name: name.clone(),
-                    method: Some(method.to_string()),
+                    method: Some(method_text.to_string()),
                 });
                 metrics.len() - 1
             }
         };
+        let (method, path) = (method?, path?);
         Some(StepPlan {
             name,
             metric,

@@ -1,0 +1,529 @@
+//! `loadctl run` end to end.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::server::TestServer;
+use crate::{loadctl, repo, scenario, summary, write};
+
+#[test]
+fn summary_counts_equal_what_the_server_received() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 4\niterations = 250",
+            "[[flow.step]]\nname = \"ok\"\npath = \"/ok\"\n[[flow.step]]\nname = \"json\"\npath = \"/json\"",
+            "",
+        ),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    assert_eq!(s["totals"]["requests"], 500);
+    assert_eq!(s["totals"]["failures"], 0);
+    assert_eq!(s["iterations"], 250);
+    assert_eq!(server.count(), 500);
+    assert_eq!(s["steps"][0]["name"], "ok");
+    assert_eq!(s["steps"][0]["requests"], 250);
+    assert_eq!(s["steps"][0]["status_codes"]["200"], 250);
+    let series_total: u64 = s["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        series_total, 500,
+        "the per-second series adds up to the total"
+    );
+}
+
+#[test]
+fn a_timed_run_counts_every_request_exactly_once() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 8\nduration = \"1500ms\"",
+            "[[flow.step]]\npath = \"/slow/20\"",
+            "",
+        ),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    let requests = s["totals"]["requests"].as_u64().unwrap();
+    assert!(requests > 50, "{requests}");
+    assert_eq!(requests, server.count());
+    assert_eq!(s["totals"]["failures"], 0);
+    assert!(s["series"].as_array().unwrap().len() >= 2);
+}
+
+#[test]
+fn an_unexpected_status_is_a_failure() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 2\niterations = 20",
+            "[[flow.step]]\nname = \"teapot\"\npath = \"/status/418\"\nexpect = { status = [200] }",
+            "",
+        ),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    assert_eq!(s["totals"]["requests"], 20);
+    assert_eq!(s["totals"]["failures"], 20);
+    assert_eq!(s["totals"]["errors"]["status"], 20);
+    assert_eq!(s["totals"]["status_codes"]["418"], 20);
+    assert_eq!(s["failures"][0]["message"], "status 418, expected 200");
+    assert_eq!(server.count(), 20);
+}
+
+#[test]
+fn an_expected_error_status_is_a_success_and_body_checks_fail() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "[[flow.step]]\nname = \"blocked\"\npath = \"/status/403\"\nexpect = { status = [401, 403, 404] }\n\
+                 [[flow.step]]\nname = \"body\"\npath = \"/ok\"\nexpect = { body_contains = \"nope\" }\n";
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(&server.url(), "iterations = 5", steps, ""),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    assert_eq!(s["steps"][0]["failures"], 0);
+    assert_eq!(s["steps"][1]["failures"], 5);
+    assert_eq!(s["steps"][1]["errors"]["check"], 5);
+}
+
+#[test]
+fn extracted_values_feed_the_next_step() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "[[flow.step]]\nname = \"get\"\npath = \"/json\"\n\
+                 expect = { json = { \"/name\" = \"answer\" } }\n\
+                 extract = { id = { json = \"/id\" }, nested = { json = \"/items/0/id\" }, token = { header = \"x-token\" } }\n\
+                 [[flow.step]]\nname = \"use\"\npath = \"/echo/{{ id }}/{{ nested }}/{{ token }}\"\n";
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(&server.url(), "users = 2\niterations = 10", steps, ""),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    assert_eq!(s["totals"]["failures"], 0, "{s}");
+    let echoed = server
+        .paths()
+        .iter()
+        .filter(|p| *p == "/echo/42/7/t-123")
+        .count();
+    assert_eq!(echoed, 10);
+}
+
+#[test]
+fn a_failing_threshold_gives_exit_code_1_and_a_passing_one_0() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "iterations = 10",
+            "[[flow.step]]\nname = \"bad\"\npath = \"/status/500\"",
+            "[thresholds]\nhttp_req_failed = [\"rate < 0.01\"]\n",
+        ),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .code(1);
+    let s = summary(dir.path());
+    assert_eq!(s["thresholds_passed"], false);
+    assert_eq!(s["thresholds"][0]["passed"], false);
+    assert_eq!(s["thresholds"][0]["observed"], 1.0);
+
+    let ok = write(
+        dir.path(),
+        "ok.toml",
+        &scenario(
+            &server.url(),
+            "iterations = 10",
+            "[[flow.step]]\nname = \"good\"\npath = \"/ok\"",
+            "",
+        ),
+    );
+    loadctl()
+        .args([
+            "run",
+            "-q",
+            "--threshold",
+            "http_req_duration: p(95) < 5s",
+            "--threshold",
+            "step:good: count == 10",
+        ])
+        .arg(&ok)
+        .assert()
+        .code(0);
+    loadctl()
+        .args(["run", "-q", "--threshold", "http_reqs: count > 10"])
+        .arg(&ok)
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn sigint_mid_run_still_writes_the_summary() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 4\nduration = \"30s\"",
+            "[[flow.step]]\npath = \"/slow/5\"",
+            "",
+        ),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("loadctl");
+    let mut child = std::process::Command::new(bin)
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the run did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let s = summary(dir.path());
+    assert_eq!(s["run"]["interrupted"], true);
+    let requests = s["totals"]["requests"].as_u64().unwrap();
+    assert!(requests > 0);
+    assert_eq!(
+        requests,
+        server.count(),
+        "every request sent is counted once"
+    );
+    assert_eq!(s["totals"]["failures"], 0);
+}
+
+#[test]
+fn a_refused_connection_is_a_classified_failure() {
+    // Bind and drop, so the port is (almost certainly) closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &format!("http://127.0.0.1:{port}"),
+            "users = 2\niterations = 6",
+            "[[flow.step]]\npath = \"/\"",
+            "",
+        ),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    assert_eq!(s["totals"]["requests"], 6);
+    assert_eq!(s["totals"]["errors"]["refused"], 6);
+}
+
+#[test]
+fn a_slow_response_times_out() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "iterations = 2",
+            "[[flow.step]]\npath = \"/slow/3000\"",
+            "",
+        ),
+    );
+    let started = Instant::now();
+    loadctl()
+        .args(["run", "-q", "--timeout", "200ms"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let s = summary(dir.path());
+    assert_eq!(s["totals"]["errors"]["timeout"], 2);
+}
+
+#[test]
+fn flags_and_environment_override_the_file() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            "http://127.0.0.1:1",
+            "users = 1\niterations = 1000",
+            "[[flow.step]]\npath = \"/ok\"",
+            "",
+        ),
+    );
+    loadctl()
+        .args([
+            "run",
+            "-q",
+            "--base-url",
+            &server.url(),
+            "-H",
+            "X-Test: from-flag",
+        ])
+        .env("LOADCTL_ITERATIONS", "7")
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert_eq!(server.count(), 7);
+    let headers = server.seen.test_headers.lock().unwrap().clone();
+    assert_eq!(headers, vec!["from-flag"; 7]);
+    // A flag beats the environment.
+    loadctl()
+        .args([
+            "run",
+            "-q",
+            "--base-url",
+            &server.url(),
+            "--iterations",
+            "3",
+        ])
+        .env("LOADCTL_ITERATIONS", "7")
+        .arg(&file)
+        .assert()
+        .success();
+    assert_eq!(server.count(), 10);
+}
+
+#[test]
+fn unique_data_rows_are_each_used_once() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "accounts.csv",
+        "user,pin\nann,1\nbob,2\ncid,3\n",
+    );
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 2\nduration = \"5s\"",
+            "[[flow.step]]\npath = \"/echo/{{ accounts.user }}/{{ accounts.pin }}\"",
+            "[[data]]\nname = \"accounts\"\nfile = \"accounts.csv\"\nmode = \"unique\"\n",
+        ),
+    );
+    let started = Instant::now();
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the run ends when the rows run out"
+    );
+    let mut paths = server.paths();
+    paths.sort();
+    assert_eq!(paths, vec!["/echo/ann/1", "/echo/bob/2", "/echo/cid/3"]);
+}
+
+#[test]
+fn http2_by_prior_knowledge_and_over_tls() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let h2c = scenario(
+        &server.url(),
+        "iterations = 5",
+        "[[flow.step]]\npath = \"/ok\"",
+        "",
+    )
+    .replace("timeout = \"2s\"", "timeout = \"2s\"\nhttp = \"2\"");
+    let file = write(dir.path(), "h2c.toml", &h2c);
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert_eq!(summary(dir.path())["totals"]["failures"], 0);
+    assert_eq!(
+        server.seen.versions.lock().unwrap().get("HTTP/2.0"),
+        Some(&5)
+    );
+
+    let (tls, files) = TestServer::start_tls();
+    write(dir.path(), "ca.pem", &files.cert_pem);
+    let url = format!("https://localhost:{}", tls.addr.port());
+    for (target, version) in [
+        ("ca_file = \"ca.pem\"", "HTTP/2.0"),
+        ("insecure = true\nhttp = \"1.1\"", "HTTP/1.1"),
+    ] {
+        let text = scenario(&url, "iterations = 4", "[[flow.step]]\npath = \"/ok\"", "")
+            .replace("timeout = \"2s\"", &format!("timeout = \"2s\"\n{target}"));
+        let file = write(dir.path(), "tls.toml", &text);
+        loadctl()
+            .args(["run", "-q"])
+            .arg(&file)
+            .arg("-o")
+            .arg(dir.path())
+            .assert()
+            .success();
+        assert_eq!(summary(dir.path())["totals"]["failures"], 0, "{target}");
+        assert_eq!(
+            tls.seen.versions.lock().unwrap().get(version),
+            Some(&4),
+            "{target}"
+        );
+    }
+    // Without trust, the handshake fails and says so.
+    let text = scenario(&url, "iterations = 2", "[[flow.step]]\npath = \"/ok\"", "");
+    let file = write(dir.path(), "untrusted.toml", &text);
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert_eq!(summary(dir.path())["totals"]["errors"]["tls"], 2);
+}
+
+#[test]
+fn the_quickstart_runs_against_the_demo_target() {
+    let dir = tempfile::tempdir().unwrap();
+    loadctl()
+        .args(["run", "-q", "--duration", "1s"])
+        .arg(repo().join("scenarios/quickstart.toml"))
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Aggregated"));
+    let s = summary(dir.path());
+    assert!(s["totals"]["requests"].as_u64().unwrap() > 100);
+    assert_eq!(s["totals"]["failures"], 0);
+    assert!(s["run"]["target"]
+        .as_str()
+        .unwrap()
+        .starts_with("demo (http://127.0.0.1:"));
+}
+
+#[test]
+fn secrets_in_headers_do_not_reach_the_summary_or_output() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "iterations = 2",
+            "[[flow.step]]\npath = \"/status/500\"",
+            "",
+        )
+        .replace(
+            "timeout = \"2s\"",
+            "timeout = \"2s\"\nheaders = { Authorization = \"Bearer s3cret-token\" }",
+        ),
+    );
+    let out = loadctl()
+        .args(["run", "-H", "Cookie: session=s3cret-cookie"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.path().join("summary.json")).unwrap()
+    );
+    assert!(!all.contains("s3cret"), "{all}");
+}

@@ -1,0 +1,188 @@
+//! `loadctl validate`: every bad input names file:line:column.
+
+use crate::{loadctl, repo, write};
+
+const BASE: &str = "name = \"t\"\n[target]\nbase_url = \"demo\"\n[load]\nusers = 2\nduration = \"1s\"\n[[flow]]\n  [[flow.step]]\n  path = \"/\"\n";
+
+/// Each case: the scenario text with `@` where the error must point, and
+/// a piece of the message.
+const CASES: &[(&str, &str)] = &[
+    ("name = @\n", "TOML syntax"),
+    (
+        "[target]\nbase_url = \"demo\"\n[load]\nusers = @\"ten\"\nduration = \"1s\"\n",
+        "`users` must be an integer",
+    ),
+    ("[load]\n@userz = 3\n", "did you mean `users`"),
+    (
+        "[load]\nusers = 2\nduration = @\"soon\"\n",
+        "is not a duration",
+    ),
+    ("[load]\nusers = @0\nduration = \"1s\"\n", "at least 1"),
+    ("[load]\nusers = @-3\nduration = \"1s\"\n", "at least 1"),
+    ("[load]\nusers = @99999999999999999999\n", "too large"),
+    (
+        "[load]\nduration = \"1s\"\npattern = @\"zigzag\"\n",
+        "pattern = \"zigzag\" is unknown",
+    ),
+    ("[load]\nduration = @\"-5s\"\n", "more than zero"),
+    ("[target]\nbase_url = @\"ftp://x\"\n", "scheme `ftp`"),
+    (
+        "[thresholds]\n@http_req_duraton = [\"p(95) < 1s\"]\n",
+        "did you mean `http_req_duration`",
+    ),
+    (
+        "[thresholds]\n@\"step:nope\" = [\"p(95) < 1s\"]\n",
+        "no step is named `nope`",
+    ),
+    (
+        "[thresholds]\nhttp_req_duration = [@\"p95 < 1s\"]\n",
+        "unknown aggregate",
+    ),
+    (
+        "[[data]]\nname = \"accounts\"\nfile = @\"missing.csv\"\n",
+        "not found",
+    ),
+    (
+        "[[flow]]\n  [[flow.step]]\n  path = @\"/x/{{ nope }}\"\n",
+        "unknown variable `nope`",
+    ),
+    (
+        "[[flow]]\n  [[flow.step]]\n  path = \"/\"\n  expect = { status = [@42] }\n",
+        "not an HTTP status code",
+    ),
+    (
+        "[[flow]]\n  [[flow.step]]\n  path = \"/\"\n  @methd = \"GET\"\n",
+        "did you mean `method`",
+    ),
+];
+
+fn location(text: &str) -> (String, usize, usize) {
+    let at = text.find('@').expect("each case marks its error with @");
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (text.replacen('@', "", 1), line, column)
+}
+
+#[test]
+fn every_bad_input_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (case, message)) in CASES.iter().enumerate() {
+        // Cases that do not define their own [load]/[target]/flow reuse the
+        // base lines after theirs, so the marker's line stays right.
+        let text = if case.starts_with("[load]")
+            || case.starts_with("[thresholds]")
+            || case.starts_with("[[data]]")
+        {
+            format!(
+                "{case}[target]\nbase_url = \"demo\"\n[[flow]]\n  [[flow.step]]\n  path = \"/\"\n"
+            )
+        } else if case.starts_with("[target]") {
+            format!("{case}[load]\nduration = \"1s\"\n[[flow]]\n  [[flow.step]]\n  path = \"/\"\n")
+        } else if case.starts_with("[[flow]]") {
+            format!("{case}[target]\nbase_url = \"demo\"\n[load]\nduration = \"1s\"\n")
+        } else {
+            case.to_string()
+        };
+        let (text, line, column) = location(&text);
+        let file = write(dir.path(), &format!("case{i}.toml"), &text);
+        let out = loadctl().arg("validate").arg(&file).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "case {i} should be invalid:\n{text}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!("{}:{line}:{column}: error: ", file.display());
+        let hit = stderr
+            .lines()
+            .find(|l| l.starts_with(&expected) && l.contains(message));
+        assert!(
+            hit.is_some(),
+            "case {i}: expected `{expected}…{message}` in:\n{stderr}\nfor:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_of_a_file_are_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[target]\nbase_url = \"demo\"\ntimout = \"1s\"\n[load]\nusers = 0\nduration = \"soon\"\n[[flow]]\n  [[flow.step]]\n  path = \"/{{ x }}\"\n[thresholds]\nnope = [\"p(95) < 1s\"]\n";
+    let file = write(dir.path(), "many.toml", text);
+    let out = loadctl().arg("validate").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors = stderr.lines().filter(|l| l.contains(": error: ")).count();
+    assert_eq!(errors, 5, "{stderr}");
+}
+
+#[test]
+fn json_output_for_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.toml", "[load]\nusers = 0\n");
+    let good = write(dir.path(), "good.toml", BASE);
+    let out = loadctl()
+        .args(["validate", "--format", "json"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["files"][0]["valid"], true);
+    let problems = report["files"][1]["problems"].as_array().unwrap();
+    let users = problems
+        .iter()
+        .find(|p| p["message"].as_str().unwrap().contains("at least 1"))
+        .unwrap();
+    assert_eq!(
+        (users["line"].as_u64(), users["column"].as_u64()),
+        (Some(2), Some(9))
+    );
+}
+
+#[test]
+fn a_missing_or_binary_file_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    loadctl().arg("validate").arg(&missing).assert().code(2);
+    let binary = dir.path().join("binary.toml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x41, 0x0a]).unwrap();
+    loadctl()
+        .arg("validate")
+        .arg(&binary)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("not valid UTF-8"));
+    let empty = write(dir.path(), "empty.toml", "");
+    loadctl().arg("validate").arg(&empty).assert().code(2);
+}
+
+#[test]
+fn the_shipped_scenarios_are_valid() {
+    let mut files = vec![repo().join("scenarios/quickstart.toml")];
+    for entry in std::fs::read_dir(repo().join("scenarios/presets")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    assert!(files.len() >= 4);
+    loadctl().arg("validate").args(&files).assert().success();
+}
+
+#[test]
+fn run_refuses_an_invalid_scenario_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bad.toml", "[load]\nusers = 0\n");
+    loadctl().arg("run").arg(&file).assert().code(2);
+    let good = write(dir.path(), "good.toml", BASE);
+    loadctl()
+        .args(["run", "--threshold", "http_req_duration: p(95) <"])
+        .arg(&good)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--threshold"));
+    loadctl()
+        .args(["run", "--users", "x"])
+        .arg(&good)
+        .assert()
+        .code(2);
+}
