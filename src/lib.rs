@@ -33,3 +33,4 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod schedule;

@@ -24,7 +24,7 @@ pub struct InitArgs {
     /// The URL to test: its origin becomes the base URL, its path and query the first step's path
     #[arg(long)]
     url: Option<String>,
-    /// Concurrent users
+    /// Concurrent users (for the spike preset: the users at the peak)
     #[arg(long)]
     users: Option<u64>,
     /// Test duration, e.g. 30s, 5m
@@ -44,6 +44,8 @@ pub enum Preset {
     Basic,
     /// List, read and create through a JSON API, with extracted values
     RestApi,
+    /// Base load, a sudden surge of users, back to base
+    Spike,
     /// Steady moderate load for a long time
     Soak,
 }
@@ -53,6 +55,7 @@ impl Preset {
         match self {
             Preset::Basic => include_str!("../../scenarios/presets/basic.toml"),
             Preset::RestApi => include_str!("../../scenarios/presets/rest-api.toml"),
+            Preset::Spike => include_str!("../../scenarios/presets/spike.toml"),
             Preset::Soak => include_str!("../../scenarios/presets/soak.toml"),
         }
     }
@@ -112,11 +115,8 @@ fn render(args: &InitArgs) -> Result<String, String> {
         if users == 0 {
             return Err("--users must be at least 1".into());
         }
-        let span = parsed
-            .load
-            .users
-            .as_ref()
-            .map(|u| u.span.clone())
+        let span = (parsed.load.users.as_ref().map(|u| u.span.clone()))
+            .or_else(|| parsed.load.peak.as_ref().map(|p| p.span.clone()))
             .ok_or("the preset has no users")?;
         edits.push((span, users.to_string()));
     }

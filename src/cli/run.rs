@@ -19,6 +19,18 @@ pub struct RunArgs {
     /// Concurrent users (overrides [load] users)
     #[arg(short, long, env = "LOADCTL_USERS")]
     users: Option<u64>,
+    /// Arrival rate in iterations per second; switches to the open model (overrides [load] rate)
+    #[arg(short, long, env = "LOADCTL_RATE")]
+    rate: Option<f64>,
+    /// Open model: most iterations in flight at once (overrides [load] max_users)
+    #[arg(long, env = "LOADCTL_MAX_USERS")]
+    max_users: Option<u64>,
+    /// Load pattern: constant, ramp, stages, spike, wave, random or burst (overrides [load] pattern)
+    #[arg(short, long, env = "LOADCTL_PATTERN")]
+    pattern: Option<String>,
+    /// Seed of the random pattern, to repeat a run exactly (overrides [load] seed)
+    #[arg(long, env = "LOADCTL_SEED")]
+    seed: Option<u64>,
     /// How long to run, e.g. 30s, 2m, 1m30s (overrides [load] duration)
     #[arg(short, long, env = "LOADCTL_DURATION")]
     duration: Option<String>,
@@ -57,6 +69,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let overrides = Overrides {
         base_url: args.base_url.clone(),
         users: args.users,
+        rate: args.rate,
+        max_users: args.max_users,
+        pattern: args.pattern.clone(),
+        seed: args.seed,
         duration: args.duration.clone(),
         iterations: args.iterations,
         timeout: args.timeout.clone(),

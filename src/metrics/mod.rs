@@ -89,8 +89,11 @@ impl ErrorKind {
 pub struct Sample {
     /// Index of the step's metric (see `Plan::metrics`).
     pub metric: usize,
-    /// What the user waited, in microseconds.
+    /// What the user waited, in microseconds: from the intended send time
+    /// in the open model, from the actual send otherwise.
     pub latency_us: u64,
+    /// From the actual send, in microseconds.
+    pub service_us: u64,
     pub status: Option<u16>,
     pub failure: Option<(ErrorKind, String)>,
     pub bytes_in: u64,
@@ -109,6 +112,9 @@ struct FailureCount {
 #[derive(Debug, Clone)]
 pub struct StepRecorder {
     latency: Histogram<u64>,
+    /// Service time, kept apart only in the open model, where latency
+    /// counts from the intended instant.
+    service: Option<Histogram<u64>>,
     requests: u64,
     failures: u64,
     bytes_in: u64,
@@ -119,10 +125,11 @@ pub struct StepRecorder {
     messages: HashMap<(ErrorKind, String), FailureCount>,
 }
 
-impl Default for StepRecorder {
-    fn default() -> Self {
+impl StepRecorder {
+    fn new(separate_service_time: bool) -> Self {
         StepRecorder {
             latency: new_histogram(),
+            service: separate_service_time.then(new_histogram),
             requests: 0,
             failures: 0,
             bytes_in: 0,
@@ -133,22 +140,12 @@ impl Default for StepRecorder {
             messages: HashMap::new(),
         }
     }
-}
 
-/// An auto-resizing histogram: it starts small and grows only to the range
-/// of values actually seen.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid precision")
-}
-
-impl StepRecorder {
     fn record(&mut self, s: &Sample, at_s: u64) {
         self.requests += 1;
-        let us = s.latency_us.clamp(1, MAX_LATENCY_US);
-        // `record` grows the auto-resizing histogram; `saturating_record`
-        // would clamp to its current range instead.
-        if self.latency.record(us).is_err() {
-            self.latency.saturating_record(us);
+        record_us(&mut self.latency, s.latency_us);
+        if let Some(service) = &mut self.service {
+            record_us(service, s.service_us);
         }
         self.bytes_in += s.bytes_in;
         self.bytes_out += s.bytes_out;
@@ -184,11 +181,35 @@ impl StepRecorder {
             }
         }
     }
+}
 
+/// Records microseconds, growing the histogram as needed (`saturating_record`
+/// would clamp to its current range instead).
+fn record_us(h: &mut Histogram<u64>, us: u64) {
+    let us = us.clamp(1, MAX_LATENCY_US);
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
+}
+
+/// An auto-resizing histogram: it starts small and grows only to the range
+/// of values actually seen.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid precision")
+}
+
+impl StepRecorder {
     fn merge(&mut self, other: &StepRecorder) {
         self.latency
             .add(&other.latency)
             .expect("auto-resizing histograms always merge");
+        match (&mut self.service, &other.service) {
+            (Some(mine), Some(theirs)) => mine
+                .add(theirs)
+                .expect("auto-resizing histograms always merge"),
+            (None, Some(theirs)) => self.service = Some(theirs.clone()),
+            _ => {}
+        }
         self.requests += other.requests;
         self.failures += other.failures;
         self.bytes_in += other.bytes_in;
@@ -240,6 +261,10 @@ impl StepRecorder {
         extra_percentiles: &[f64],
     ) -> StepStats {
         let latency = latency_stats(&self.latency, extra_percentiles);
+        let service_time = match &self.service {
+            Some(h) => latency_stats(h, extra_percentiles),
+            None => latency.clone(),
+        };
         StepStats {
             name: name.to_string(),
             method,
@@ -254,7 +279,7 @@ impl StepRecorder {
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
             body_bytes: self.body_bytes,
-            service_time_ms: latency.clone(),
+            service_time_ms: service_time,
             latency_ms: latency,
             status_codes: self
                 .status
@@ -321,18 +346,27 @@ fn ratio(a: u64, b: u64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub steps: Vec<StepRecorder>,
-    /// Flow iterations completed.
+    /// Flow iterations completed (every step attempted and passed).
     pub iterations: u64,
-    /// Users active when the snapshot was taken.
+    /// Flow iterations started.
+    pub started: u64,
+    /// Open model: arrivals that found no free slot and were not run.
+    pub dropped: u64,
+    /// Users active (busy, in the open model) when the snapshot was taken.
     pub active_users: u64,
+    open: bool,
 }
 
 impl Snapshot {
-    pub fn new(metrics: usize) -> Self {
+    /// `open` keeps service time apart from latency (the open model).
+    pub fn new(metrics: usize, open: bool) -> Self {
         Snapshot {
-            steps: vec![StepRecorder::default(); metrics],
+            steps: (0..metrics).map(|_| StepRecorder::new(open)).collect(),
             iterations: 0,
+            started: 0,
+            dropped: 0,
             active_users: 0,
+            open,
         }
     }
 
@@ -345,11 +379,13 @@ impl Snapshot {
             mine.merge(theirs);
         }
         self.iterations += other.iterations;
+        self.started += other.started;
+        self.dropped += other.dropped;
     }
 
     /// All steps folded into one recorder.
     pub fn total(&self) -> StepRecorder {
-        let mut total = StepRecorder::default();
+        let mut total = StepRecorder::new(self.open);
         for s in &self.steps {
             total.merge(s);
         }
@@ -358,7 +394,7 @@ impl Snapshot {
 
     /// Hands over what was recorded so far and starts afresh.
     pub fn take(&mut self) -> Snapshot {
-        let mut fresh = Snapshot::new(self.steps.len());
+        let mut fresh = Snapshot::new(self.steps.len(), self.open);
         fresh.active_users = self.active_users;
         std::mem::replace(self, fresh)
     }
@@ -372,6 +408,7 @@ mod tests {
         Sample {
             metric,
             latency_us,
+            service_us: latency_us,
             status: Some(if failure.is_some() { 500 } else { 200 }),
             failure: failure.map(|k| (k, "boom".to_string())),
             bytes_in: 10,
@@ -382,8 +419,8 @@ mod tests {
 
     #[test]
     fn merging_snapshots_keeps_every_count() {
-        let mut a = Snapshot::new(2);
-        let mut b = Snapshot::new(2);
+        let mut a = Snapshot::new(2, false);
+        let mut b = Snapshot::new(2, false);
         for i in 0..100 {
             a.record(&sample(0, 1000 + i, None), 0);
         }
@@ -404,7 +441,7 @@ mod tests {
 
     #[test]
     fn failure_messages_are_capped() {
-        let mut s = Snapshot::new(1);
+        let mut s = Snapshot::new(1, false);
         for i in 0..1000 {
             let mut x = sample(0, 10, Some(ErrorKind::Status));
             x.failure = Some((ErrorKind::Status, format!("id {i}")));
@@ -417,7 +454,7 @@ mod tests {
 
     #[test]
     fn extra_percentiles_are_added() {
-        let mut s = Snapshot::new(1);
+        let mut s = Snapshot::new(1, false);
         s.record(&sample(0, 10, None), 0);
         let stats = s.total().stats("t", None, 1.0, &[97.0]);
         assert!(stats.latency_ms.percentile(97.0).is_some());

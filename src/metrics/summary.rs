@@ -23,8 +23,16 @@ pub struct RunSummary {
     pub totals: StepStats,
     /// One entry per step name, in scenario order.
     pub steps: Vec<StepStats>,
-    /// Completed flow iterations (all steps attempted).
+    /// Completed flow iterations (every step passed).
     pub iterations: u64,
+    /// Open model: arrivals that were due but never run, because every
+    /// slot was busy (`on_saturation = "drop"`), the wait queue was full,
+    /// or the run ended while they waited. Always 0 in the closed model.
+    pub dropped: u64,
+    /// Open model: the mean arrival rate the pattern asked for.
+    pub target_rate: Option<f64>,
+    /// Open model: iterations started per second over the pattern's duration.
+    pub achieved_rate: Option<f64>,
     pub thresholds: Vec<ThresholdResult>,
     /// True when every threshold passed (and when there are none).
     pub thresholds_passed: bool,
@@ -41,9 +49,13 @@ pub struct RunInfo {
     /// The base URL (credentials removed), or the demo target's address.
     pub target: String,
     pub http: String,
+    /// `closed` (users) or `open` (arrival rate).
     pub model: String,
     pub pattern: String,
+    /// Closed model: the most users at once; open model: `max_users`.
     pub users: u64,
+    /// The `random` pattern's seed, to reproduce the run.
+    pub seed: Option<u64>,
     pub duration_s: Option<f64>,
     pub iterations_limit: Option<u64>,
     pub threads: usize,
@@ -118,14 +130,23 @@ fn trim_float(p: f64) -> String {
 pub struct SeriesPoint {
     /// Seconds since the start, at the end of this one-second interval.
     pub t: u64,
-    /// Active users at the end of the interval.
+    /// What the pattern asked for: users (closed) or arrivals per second
+    /// (open), at the end of the interval.
+    pub target: f64,
+    /// Active users at the end of the interval (busy ones, in the open model).
     pub users: u64,
+    /// Iterations started in the interval (the achieved arrival rate).
+    pub started: u64,
+    /// Arrivals dropped in the interval.
+    pub dropped: u64,
     pub requests: u64,
     pub failures: u64,
     pub rps: f64,
     pub bytes_in: u64,
     /// Latency of the requests completed in this interval.
     pub latency_ms: Latency,
+    /// Service time of the same requests (equal to latency in the closed model).
+    pub service_time_ms: Latency,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

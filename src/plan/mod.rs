@@ -8,6 +8,7 @@
 //! piece of I/O here: the data is part of what a run (or, later, a remote
 //! worker) executes, and `validate` must report a missing file.
 
+mod load;
 pub mod template;
 pub mod threshold;
 
@@ -20,21 +21,23 @@ use minijinja::Value;
 
 use crate::diag::{Diagnostics, Span, Spanned};
 use crate::scenario::{self, ExtractSource, Scenario, StatusSpec};
+pub use load::{LoadPlan, Model, OpenModel, Saturation};
 use template::{Globals, Part, Templates};
 use threshold::Threshold;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(2);
-/// Beyond this many users the run would exhaust file descriptors and
-/// memory long before it measured anything.
-const MAX_USERS: i64 = 1_000_000;
 
 /// Settings from the command line (or `LOADCTL_*`), which beat the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub base_url: Option<String>,
     pub users: Option<u64>,
+    /// Arrivals per second; switches the run to the open model.
+    pub rate: Option<f64>,
+    pub max_users: Option<u64>,
+    pub pattern: Option<String>,
+    pub seed: Option<u64>,
     pub duration: Option<String>,
     pub iterations: Option<u64>,
     pub timeout: Option<String>,
@@ -125,16 +128,6 @@ pub struct TargetPlan {
     pub headers: Vec<(HeaderName, Part)>,
     pub insecure: bool,
     pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub users: u64,
-    pub duration: Option<Duration>,
-    /// Total flow iterations across all users.
-    pub iterations: Option<u64>,
-    /// How long in-flight requests may finish after the run stops.
-    pub graceful_stop: Duration,
 }
 
 #[derive(Debug)]
@@ -395,66 +388,6 @@ impl Compiler<'_> {
                 None
             }
         }
-    }
-
-    fn load(&mut self, l: &scenario::Load, o: &Overrides) -> Option<LoadPlan> {
-        if let Some(m) = &l.model {
-            if m.value != "closed" {
-                let msg = match m.value.as_str() {
-                    "open" => "[load] model = \"open\" (arrival rate) is not available in this version; use \"closed\"".to_string(),
-                    other => format!("[load] model = \"{other}\" is unknown; expected \"closed\""),
-                };
-                self.diags.error(m.span.clone(), msg);
-            }
-        }
-        if let Some(p) = &l.pattern {
-            if p.value != "constant" {
-                let msg = match p.value.as_str() {
-                    "ramp" | "stages" | "spike" | "wave" | "random" | "burst" => format!(
-                        "[load] pattern = \"{}\" is not available in this version; use \"constant\"",
-                        p.value
-                    ),
-                    other => format!(
-                        "[load] pattern = \"{other}\" is unknown; expected constant, ramp, stages, spike, wave, random or burst"
-                    ),
-                };
-                self.diags.error(p.span.clone(), msg);
-            }
-        }
-        let users = match (o.users, &l.users) {
-            (Some(u), _) => self.count(u as i64, None, "--users", MAX_USERS),
-            (None, Some(u)) => self.count(u.value, Some(u.span.clone()), "[load] users", MAX_USERS),
-            (None, None) => Some(1),
-        };
-        let iterations = match (o.iterations, &l.iterations) {
-            (Some(i), _) => self.count(i as i64, None, "--iterations", i64::MAX),
-            (None, Some(i)) => {
-                self.count(i.value, Some(i.span.clone()), "[load] iterations", i64::MAX)
-            }
-            (None, None) => None,
-        };
-        let duration =
-            self.duration_setting(&o.duration, "--duration", &l.duration, "[load] duration");
-        let duration_given = o.duration.is_some() || l.duration.is_some();
-        let iterations_given = o.iterations.is_some() || l.iterations.is_some();
-        if !duration_given && !iterations_given {
-            self.diags.error(
-                None,
-                "[load] needs `duration` (e.g. \"30s\") or `iterations`, or the --duration / --iterations flag",
-            );
-        }
-        let graceful_stop = self
-            .duration_setting(&None, "", &l.graceful_stop, "[load] graceful_stop")
-            .unwrap_or(DEFAULT_GRACEFUL_STOP);
-        if (duration_given && duration.is_none()) || (iterations_given && iterations.is_none()) {
-            return None;
-        }
-        Some(LoadPlan {
-            users: users?,
-            duration,
-            iterations,
-            graceful_stop,
-        })
     }
 
     /// A count that must be at least 1.

@@ -46,10 +46,17 @@ impl ProgressDisplay {
     }
 
     pub fn update(&mut self, p: &Progress) {
-        let line = format!(
-            "users {}  req/s {:.0}  requests {}  errors {}  p95 {:.1}ms",
-            p.users, p.rps, p.requests, p.failures, p.p95_ms
-        );
+        let line = if p.open {
+            format!(
+                "arrivals {}/s (target {:.0})  busy users {}  req/s {:.0}  requests {}  errors {}  dropped {}  p95 {:.1}ms",
+                p.started, p.target, p.users, p.rps, p.requests, p.failures, p.dropped, p.p95_ms
+            )
+        } else {
+            format!(
+                "users {} (target {:.0})  req/s {:.0}  requests {}  errors {}  p95 {:.1}ms",
+                p.users, p.target, p.rps, p.requests, p.failures, p.p95_ms
+            )
+        };
         if let Some(bar) = &self.bar {
             bar.set_position(p.elapsed.as_secs());
             bar.set_message(line);

@@ -21,8 +21,18 @@ pub fn render(summary: &RunSummary) -> String {
     let _ = writeln!(out, "\n{}{state}", run.name);
     let _ = writeln!(
         out,
-        "  target {}  ·  {} users  ·  {:.1}s  ·  {} iterations",
-        run.target, run.users, run.elapsed_s, summary.iterations
+        "  target {}  ·  {} model, {} pattern, {} {}  ·  {:.1}s  ·  {} iterations",
+        run.target,
+        run.model,
+        run.pattern,
+        run.users,
+        if run.model == "open" {
+            "max users"
+        } else {
+            "users"
+        },
+        run.elapsed_s,
+        summary.iterations
     );
     let mut table = Table::new();
     table
@@ -45,7 +55,39 @@ pub fn render(summary: &RunSummary) -> String {
         }
     }
     let _ = writeln!(out, "{table}");
-    let _ = writeln!(out, "  latencies in ms");
+    if run.model == "open" {
+        let _ = writeln!(
+            out,
+            "  latencies in ms, from each iteration's intended start (corrected for coordinated omission)"
+        );
+        let mut service = Table::new();
+        service
+            .load_style(UTF8_BORDERS_ONLY)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(
+                ["service time", "p50", "p90", "p95", "p99", "max"]
+                    .into_iter()
+                    .map(Cell::new),
+            );
+        for step in summary.steps.iter().chain([&summary.totals]) {
+            let mut cells = vec![Cell::new(&step.name)];
+            for key in ["p50", "p90", "p95", "p99", "max"] {
+                cells.push(Cell::new(ms(step.service_time_ms.0.get(key))));
+            }
+            service.add_row(cells);
+        }
+        let _ = writeln!(out, "{service}");
+        let _ = writeln!(out, "  service time in ms, from the actual send");
+        let _ = writeln!(
+            out,
+            "  arrivals: target {:.1}/s, achieved {:.1}/s, dropped {}",
+            summary.target_rate.unwrap_or(0.0),
+            summary.achieved_rate.unwrap_or(0.0),
+            summary.dropped
+        );
+    } else {
+        let _ = writeln!(out, "  latencies in ms");
+    }
     if !summary.totals.errors.is_empty() {
         let kinds: Vec<String> = summary
             .totals
@@ -89,12 +131,16 @@ fn row(s: &StepStats) -> Vec<Cell> {
         Cell::new(format!("{:.1}", s.rps)),
     ];
     for key in ["min", "mean", "p50", "p90", "p95", "p99", "max"] {
-        cells.push(Cell::new(match l.0.get(key) {
-            Some(v) => round(*v),
-            None => "-".to_string(),
-        }));
+        cells.push(Cell::new(ms(l.0.get(key))));
     }
     cells
+}
+
+fn ms(v: Option<&f64>) -> String {
+    match v {
+        Some(v) => round(*v),
+        None => "-".to_string(),
+    }
 }
 
 /// Three significant figures at most, without trailing zeros.

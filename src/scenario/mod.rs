@@ -40,14 +40,45 @@ pub struct Target {
     pub ca_file: S<String>,
 }
 
+/// `[load]`: the model, the pattern and its parameters, as written.
 #[derive(Debug, Default, Clone)]
 pub struct Load {
+    pub span: Span,
     pub model: S<String>,
     pub pattern: S<String>,
     pub users: S<i64>,
+    pub rate: S<f64>,
+    pub max_users: S<i64>,
+    pub on_saturation: S<String>,
+    pub max_waiting: S<i64>,
     pub duration: S<String>,
     pub iterations: S<i64>,
     pub graceful_stop: S<String>,
+    pub ramp_up: S<String>,
+    pub ramp_down: S<String>,
+    pub stages: Vec<LoadStage>,
+    pub base: S<f64>,
+    pub peak: S<f64>,
+    pub spike_at: S<String>,
+    pub spike_ramp: S<String>,
+    pub spike_hold: S<String>,
+    pub amplitude: S<f64>,
+    pub period: S<String>,
+    pub min: S<f64>,
+    pub max: S<f64>,
+    pub change_every: S<String>,
+    pub seed: S<i64>,
+    pub burst: S<f64>,
+    pub every: S<String>,
+    pub burst_length: S<String>,
+}
+
+/// One entry of `stages = [{ duration = "30s", target = 10 }, …]`.
+#[derive(Debug, Clone)]
+pub struct LoadStage {
+    pub span: Span,
+    pub duration: S<String>,
+    pub target: S<f64>,
 }
 
 /// A `[[data]]` feeder: rows of a CSV file handed to iterations.

@@ -80,14 +80,50 @@ fn read_target(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Target {
 }
 
 fn read_load(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Load {
-    let mut r = TableReader::new(t, span, "[load]", diags);
+    let mut r = TableReader::new(t, span.clone(), "[load]", diags);
+    let stages = r
+        .tables("stages")
+        .into_iter()
+        .map(|(t, span)| {
+            let mut s = TableReader::new(t, span.clone(), "a stage", r.diags);
+            let stage = LoadStage {
+                span,
+                duration: s.string("duration"),
+                target: s.number("target"),
+            };
+            s.finish();
+            stage
+        })
+        .collect();
     let load = Load {
+        span,
         model: r.string("model"),
         pattern: r.string("pattern"),
         users: r.integer("users"),
+        rate: r.number("rate"),
+        max_users: r.integer("max_users"),
+        on_saturation: r.string("on_saturation"),
+        max_waiting: r.integer("max_waiting"),
         duration: r.string("duration"),
         iterations: r.integer("iterations"),
         graceful_stop: r.string("graceful_stop"),
+        ramp_up: r.string("ramp_up"),
+        ramp_down: r.string("ramp_down"),
+        stages,
+        base: r.number("base"),
+        peak: r.number("peak"),
+        spike_at: r.string("spike_at"),
+        spike_ramp: r.string("spike_ramp"),
+        spike_hold: r.string("spike_hold"),
+        amplitude: r.number("amplitude"),
+        period: r.string("period"),
+        min: r.number("min"),
+        max: r.number("max"),
+        change_every: r.string("change_every"),
+        seed: r.integer("seed"),
+        burst: r.number("burst"),
+        every: r.string("every"),
+        burst_length: r.string("burst_length"),
     };
     r.finish();
     load
@@ -321,6 +357,15 @@ impl<'t, 'i, 'd> TableReader<'t, 'i, 'd> {
 
     fn integer(&mut self, key: &'static str) -> S<i64> {
         self.typed(key, "an integer", |v| v.as_integer().and_then(int_value))
+    }
+
+    /// An integer or a float.
+    fn number(&mut self, key: &'static str) -> S<f64> {
+        self.typed(key, "a number", |v| match v {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok().filter(|f| f.is_finite()),
+            DeValue::Integer(i) => int_value(i).map(|i| i as f64),
+            _ => None,
+        })
     }
 
     fn boolean(&mut self, key: &'static str) -> S<bool> {

@@ -5,7 +5,7 @@ use crate::{loadctl, write};
 #[test]
 fn every_preset_writes_a_valid_scenario() {
     let dir = tempfile::tempdir().unwrap();
-    for preset in ["basic", "rest-api", "soak"] {
+    for preset in ["basic", "rest-api", "spike", "soak"] {
         let file = dir.path().join(format!("{preset}.toml"));
         loadctl()
             .args(["init", "--preset", preset, "-o"])

@@ -4,7 +4,9 @@
 //! headers and HTTP versions, so tests can compare loadctl's counts with
 //! what really arrived. Routes:
 //! `/ok`, `/json` (`{"id": 42, …}` and an `x-token` header),
-//! `/echo/...` (200, echoes the path), `/status/{code}`, `/slow/{ms}`.
+//! `/echo/...` (200, echoes the path), `/status/{code}`, `/slow/{ms}`,
+//! `/stall/{n}/{ms}` (fast, except that the n-th stall request freezes
+//! every stall request for `ms`, as a stop-the-world pause would).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,6 +30,9 @@ pub struct Seen {
     pub paths: Mutex<Vec<String>>,
     pub test_headers: Mutex<Vec<String>>,
     pub versions: Mutex<HashMap<String, u64>>,
+    /// `/stall/...` requests seen, and until when the server stalls.
+    pub stall_count: AtomicU64,
+    pub stalled_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 pub struct TestServer {
@@ -157,6 +162,23 @@ async fn handle(req: Request<Incoming>, seen: &Seen) -> Response<Full<Bytes>> {
             StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap(),
             "status",
         ),
+        ["stall", n, ms] => {
+            let seen_before = seen.stall_count.fetch_add(1, Ordering::SeqCst);
+            let until = {
+                let mut until = seen.stalled_until.lock().unwrap();
+                if seen_before == n.parse::<u64>().unwrap_or(0) {
+                    *until = Some(
+                        tokio::time::Instant::now()
+                            + Duration::from_millis(ms.parse().unwrap_or(0)),
+                    );
+                }
+                *until
+            };
+            if let Some(until) = until {
+                tokio::time::sleep_until(until).await;
+            }
+            text(StatusCode::OK, "stall")
+        }
         ["slow", ms] => {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
             text(StatusCode::OK, "slow")

@@ -22,7 +22,7 @@ const CASES: &[(&str, &str)] = &[
     ("[load]\nusers = @99999999999999999999\n", "too large"),
     (
         "[load]\nduration = \"1s\"\npattern = @\"zigzag\"\n",
-        "pattern = \"zigzag\" is unknown",
+        "pattern \"zigzag\" is unknown",
     ),
     ("[load]\nduration = @\"-5s\"\n", "more than zero"),
     ("[target]\nbase_url = @\"ftp://x\"\n", "scheme `ftp`"),

@@ -1,0 +1,65 @@
+//! The closed model: users loop over their flow; the pattern says how many.
+//!
+//! User `i` (numbered across all threads) runs while `i` is below the
+//! pattern's current user count and parks otherwise, so a ramp adds users
+//! in order and removes the newest first. A parked user finishes its
+//! iteration before it parks.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::user::{IterationEnd, User, UserContext};
+use super::ShardContext;
+
+/// How often the user count is recomputed from the pattern.
+const CONTROL_EVERY: Duration = Duration::from_millis(100);
+
+pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) {
+    let shape = &ctx.plan.load.shape;
+    let wanted = |elapsed: Duration| shape.value_at(elapsed).round() as u64;
+    let (target_tx, target_rx) = watch::channel(wanted(Duration::ZERO));
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ctx.share(ctx.plan.load.users) {
+        let mut user = User::new(id, &users);
+        let mut target = target_rx.clone();
+        let (shared, stop, active) = (users.shared.clone(), users.stop.clone(), active.clone());
+        tasks.spawn_local(async move {
+            loop {
+                // Park while the pattern wants fewer users than this one's number.
+                while user.id >= *target.borrow_and_update() {
+                    tokio::select! {
+                        changed = target.changed() => if changed.is_err() { return },
+                        _ = stop.cancelled() => return,
+                    }
+                }
+                if stop.is_cancelled() || !shared.take_iteration() {
+                    return;
+                }
+                active.set(active.get() + 1);
+                let end = user.iteration(None, true).await;
+                active.set(active.get() - 1);
+                if matches!(end, IterationEnd::Stopped | IterationEnd::DataExhausted) {
+                    return;
+                }
+                // A user whose requests all end at once (an instant failure,
+                // say) must not starve the thread's other tasks.
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let control = async {
+        let mut tick = tokio::time::interval(CONTROL_EVERY);
+        loop {
+            tick.tick().await;
+            let now = wanted(ctx.start.elapsed());
+            target_tx.send_if_modified(|t| std::mem::replace(t, now) != now);
+        }
+    };
+    tokio::select! {
+        _ = control => {}
+        _ = async { while tasks.join_next().await.is_some() {} } => {}
+    }
+}

@@ -1,0 +1,265 @@
+//! A virtual user: runs flow iterations on its own connection and records
+//! every request it sends.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use minijinja::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::engine::{self, Connector, Failure, Session};
+use crate::metrics::{ErrorKind, Sample, Snapshot};
+use crate::plan::{Plan, StepPlan};
+
+/// How an iteration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IterationEnd {
+    /// Every step passed.
+    Completed,
+    /// A step failed, which ends the iteration.
+    Failed,
+    /// The run stopped during the iteration.
+    Stopped,
+    /// A `unique` data feeder ran out of rows; nothing was sent.
+    DataExhausted,
+}
+
+pub struct User {
+    pub id: u64,
+    flow: usize,
+    plan: Arc<Plan>,
+    connector: Arc<Connector>,
+    session: Session,
+    shared: Arc<Shared>,
+    recorder: Rc<RefCell<Snapshot>>,
+    start: Instant,
+    stop: CancellationToken,
+    hard_stop: CancellationToken,
+    /// Per step: whether anything in its request is a template.
+    templated: Vec<bool>,
+    /// Values extracted so far; they live as long as the user.
+    extracted: BTreeMap<String, Value>,
+    iteration: u64,
+}
+
+/// What every user of a generator thread shares.
+#[derive(Clone)]
+pub struct UserContext {
+    pub plan: Arc<Plan>,
+    pub connector: Arc<Connector>,
+    pub shared: Arc<Shared>,
+    pub recorder: Rc<RefCell<Snapshot>>,
+    pub start: Instant,
+    pub stop: CancellationToken,
+    pub hard_stop: CancellationToken,
+}
+
+impl User {
+    pub fn new(id: u64, ctx: &UserContext) -> Self {
+        let plan = ctx.plan.clone();
+        let flow = flow_for_user(&plan, id);
+        let templated = plan.flows[flow]
+            .steps
+            .iter()
+            .map(|s| {
+                !s.path.is_static()
+                    || s.headers
+                        .iter()
+                        .chain(&plan.target.headers)
+                        .any(|(_, p)| !p.is_static())
+                    || s.body.as_ref().is_some_and(|b| !b.is_static())
+            })
+            .collect();
+        User {
+            id,
+            flow,
+            session: Session::new(ctx.connector.clone()),
+            connector: ctx.connector.clone(),
+            shared: ctx.shared.clone(),
+            recorder: ctx.recorder.clone(),
+            start: ctx.start,
+            stop: ctx.stop.clone(),
+            hard_stop: ctx.hard_stop.clone(),
+            templated,
+            extracted: BTreeMap::new(),
+            iteration: 0,
+            plan,
+        }
+    }
+
+    /// Runs one iteration of the user's flow. `intended` is when the
+    /// iteration was due (open model): the first request's latency counts
+    /// from then, so time spent waiting for a free slot shows.
+    pub async fn iteration(
+        &mut self,
+        intended: Option<Instant>,
+        think_after_last: bool,
+    ) -> IterationEnd {
+        let plan = self.plan.clone();
+        let mut rows = Vec::with_capacity(plan.feeders.len());
+        for i in 0..plan.feeders.len() {
+            match self.shared.next_row(&plan, i) {
+                Some(row) => rows.push(row),
+                None => return IterationEnd::DataExhausted,
+            }
+        }
+        self.recorder.borrow_mut().started += 1;
+        let flow = &plan.flows[self.flow];
+        let mut end = IterationEnd::Completed;
+        let last = flow.steps.len().saturating_sub(1);
+        for (i, step) in flow.steps.iter().enumerate() {
+            if self.stop.is_cancelled() {
+                end = IterationEnd::Stopped;
+                break;
+            }
+            let ctx = if self.templated[i] {
+                self.context(&rows)
+            } else {
+                Value::UNDEFINED
+            };
+            let hard_stop = self.hard_stop.clone();
+            let sent = Instant::now();
+            let outcome = tokio::select! {
+                biased;
+                outcome = self.exchange(step, &ctx) => outcome,
+                _ = hard_stop.cancelled() => Outcome::failed(
+                    (ErrorKind::Aborted, "still in flight when the run stopped".to_string()),
+                    0,
+                ),
+            };
+            let done = Instant::now();
+            let waited_from = match intended {
+                Some(t) if i == 0 => t.min(sent),
+                _ => sent,
+            };
+            let failed = outcome.failure.is_some();
+            let sample = Sample {
+                metric: step.metric,
+                latency_us: (done - waited_from).as_micros() as u64,
+                service_us: (done - sent).as_micros() as u64,
+                status: outcome.status,
+                failure: outcome.failure,
+                bytes_in: outcome.bytes_in,
+                bytes_out: outcome.bytes_out,
+                body_bytes: outcome.body_bytes,
+            };
+            let at = self.start.elapsed().as_secs();
+            self.recorder.borrow_mut().record(&sample, at);
+            self.extracted.extend(outcome.extracted);
+            if failed {
+                // Later steps usually depend on this one and would only
+                // fail in its wake.
+                end = IterationEnd::Failed;
+                break;
+            }
+            if i == last && !think_after_last {
+                break;
+            }
+            if let Some((lo, hi)) = flow.think_time {
+                let pause = if lo == hi {
+                    lo
+                } else {
+                    rand::random_range(lo..=hi)
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = self.stop.cancelled() => {
+                        end = IterationEnd::Stopped;
+                        break;
+                    }
+                }
+            }
+        }
+        if end == IterationEnd::Completed {
+            self.recorder.borrow_mut().iterations += 1;
+        }
+        self.iteration += 1;
+        end
+    }
+
+    fn context(&self, rows: &[Value]) -> Value {
+        let plan = &self.plan;
+        let mut map: BTreeMap<String, Value> = BTreeMap::new();
+        for (k, v) in plan.globals.vars.iter() {
+            map.insert(k.clone(), v.clone());
+        }
+        map.insert(
+            "vars".into(),
+            Value::from(plan.globals.vars.as_ref().clone()),
+        );
+        map.insert("env".into(), plan.globals.env.clone());
+        map.insert("vu".into(), Value::from(self.id));
+        map.insert("iteration".into(), Value::from(self.iteration));
+        for (f, row) in plan.feeders.iter().zip(rows) {
+            map.insert(f.name.clone(), row.clone());
+        }
+        for (k, v) in &self.extracted {
+            map.insert(k.clone(), v.clone());
+        }
+        Value::from(map)
+    }
+
+    async fn exchange(&mut self, step: &StepPlan, ctx: &Value) -> Outcome {
+        let built = match engine::build(&self.plan, &self.connector, step, ctx) {
+            Ok(b) => b,
+            Err(f) => return Outcome::failed(f, 0),
+        };
+        let bytes_out = built.bytes_out;
+        match self.session.send(built.request, step.needs_body()).await {
+            Err(f) => Outcome::failed(f, bytes_out),
+            Ok(ex) => {
+                let (failure, extracted) = match engine::check(step, &ex) {
+                    Ok(values) => (None, values),
+                    Err(f) => (Some(f), Vec::new()),
+                };
+                Outcome {
+                    status: Some(ex.status.as_u16()),
+                    failure,
+                    bytes_in: ex.bytes_in,
+                    bytes_out,
+                    body_bytes: ex.body_bytes,
+                    extracted,
+                }
+            }
+        }
+    }
+}
+
+/// Users are spread over flows in proportion to the flows' weights.
+fn flow_for_user(plan: &Plan, user: u64) -> usize {
+    let total: u64 = plan.flows.iter().map(|f| f.weight).sum();
+    let mut slot = user % total.max(1);
+    for (i, f) in plan.flows.iter().enumerate() {
+        if slot < f.weight {
+            return i;
+        }
+        slot -= f.weight;
+    }
+    0
+}
+
+struct Outcome {
+    status: Option<u16>,
+    failure: Option<Failure>,
+    bytes_in: u64,
+    bytes_out: u64,
+    body_bytes: u64,
+    extracted: Vec<(String, Value)>,
+}
+
+impl Outcome {
+    fn failed(failure: Failure, bytes_out: u64) -> Self {
+        Outcome {
+            status: None,
+            failure: Some(failure),
+            bytes_in: 0,
+            bytes_out,
+            body_bytes: 0,
+            extracted: Vec::new(),
+        }
+    }
+}
