@@ -126,7 +126,7 @@ pub struct StepRecorder {
 }
 
 impl StepRecorder {
-    fn new(separate_service_time: bool) -> Self {
+    pub fn new(separate_service_time: bool) -> Self {
         StepRecorder {
             latency: new_histogram(),
             service: separate_service_time.then(new_histogram),
@@ -199,7 +199,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 impl StepRecorder {
-    fn merge(&mut self, other: &StepRecorder) {
+    pub fn merge(&mut self, other: &StepRecorder) {
         self.latency
             .add(&other.latency)
             .expect("auto-resizing histograms always merge");
@@ -245,6 +245,10 @@ impl StepRecorder {
 
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in
+    }
+
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
     }
 
     pub fn histogram(&self) -> &Histogram<u64> {

@@ -147,6 +147,19 @@ pub struct SeriesPoint {
     pub latency_ms: Latency,
     /// Service time of the same requests (equal to latency in the closed model).
     pub service_time_ms: Latency,
+    /// Everything from the start of the run to the end of this interval.
+    pub cumulative: Cumulative,
+}
+
+/// Running totals at the end of a series interval (what Locust's
+/// `stats_history.csv` calls "Total …").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Cumulative {
+    pub requests: u64,
+    pub failures: u64,
+    pub body_bytes: u64,
+    /// `min`, `mean`, `max` and the standard percentiles so far.
+    pub latency_ms: Latency,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -6,15 +6,18 @@ use std::time::Duration;
 
 use super::{Progress, ShardMsg};
 use crate::metrics::summary::{
-    FailureEntry, RunInfo, RunSummary, SeriesPoint, ThresholdResult, SCHEMA_VERSION,
+    Cumulative, FailureEntry, RunInfo, RunSummary, SeriesPoint, ThresholdResult, SCHEMA_VERSION,
 };
-use crate::metrics::Snapshot;
+use crate::metrics::{latency_stats, Snapshot, StepRecorder};
 use crate::plan::threshold::{Aggregate, Metric};
 use crate::plan::Plan;
 use crate::schedule::Shape;
 
 pub struct Collector {
     totals: Snapshot,
+    /// Every interval already turned into a series point, merged in order,
+    /// so each point's running totals are exact.
+    so_far: StepRecorder,
     /// Interval snapshots not yet reported by every thread, by second.
     pending: BTreeMap<u64, (Snapshot, u64)>,
     /// The latest second each thread has reported (u64::MAX when done).
@@ -30,6 +33,7 @@ impl Collector {
         let open = plan.load.is_open();
         Collector {
             totals: Snapshot::new(plan.metrics.len(), open),
+            so_far: StepRecorder::new(open),
             pending: BTreeMap::new(),
             reported: vec![0; threads],
             series: Vec::new(),
@@ -89,6 +93,13 @@ impl Collector {
             let (second, (snapshot, users)) = entry.remove_entry();
             let total = snapshot.total();
             let stats = total.stats("", None, 1.0, &[]);
+            self.so_far.merge(&total);
+            let cumulative = Cumulative {
+                requests: self.so_far.requests(),
+                failures: self.so_far.failures(),
+                body_bytes: self.so_far.body_bytes(),
+                latency_ms: latency_stats(self.so_far.histogram(), &[]),
+            };
             self.series.push(SeriesPoint {
                 t: second,
                 target: self.target(second),
@@ -101,6 +112,7 @@ impl Collector {
                 bytes_in: total.bytes_in(),
                 latency_ms: stats.latency_ms,
                 service_time_ms: stats.service_time_ms,
+                cumulative,
             });
             done.push(self.series.len() - 1);
         }
@@ -128,6 +140,7 @@ impl Collector {
     pub fn finish(mut self, plan: &Plan, info: RunInfo) -> RunSummary {
         self.flush(u64::MAX);
         let elapsed = info.elapsed_s;
+        let interrupted = info.interrupted;
         // The last interval is usually shorter than a second.
         if let Some(last) = self.series.last_mut() {
             let span = elapsed - (last.t.saturating_sub(1)) as f64;
@@ -165,11 +178,15 @@ impl Collector {
             .collect();
         failures.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.step.cmp(&b.step)));
         let (target_rate, achieved_rate) = if self.open {
-            // Over the pattern's duration, or what ran of it when stopped early.
-            let span = self
-                .duration
-                .map_or(elapsed, |d| d.as_secs_f64().min(elapsed))
-                .max(1e-9);
+            // Over the pattern's duration; over what ran of it when
+            // interrupted. (A finished run may end a little before its
+            // duration: once the last arrival is done, there is no more.)
+            let span = match self.duration {
+                Some(d) if !interrupted => d.as_secs_f64(),
+                Some(d) => d.as_secs_f64().min(elapsed),
+                None => elapsed,
+            }
+            .max(1e-9);
             let planned = self.shape.integral(Duration::from_secs_f64(span)) / span;
             (Some(planned), Some(self.totals.started as f64 / span))
         } else {

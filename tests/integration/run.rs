@@ -45,6 +45,12 @@ fn summary_counts_equal_what_the_server_received() {
         series_total, 500,
         "the per-second series adds up to the total"
     );
+    let last = s["series"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["cumulative"]["requests"], 500);
+    assert_eq!(
+        last["cumulative"]["latency_ms"]["max"],
+        s["totals"]["latency_ms"]["max"]
+    );
 }
 
 #[test]

@@ -25,6 +25,16 @@ const CASES: &[(&str, &str)] = &[
         "pattern \"zigzag\" is unknown",
     ),
     ("[load]\nduration = @\"-5s\"\n", "more than zero"),
+    ("[load]\npattern = \"spike\"\nbase = 10\npeak = @5\nduration = \"10s\"\n", "peak (5) must be at least base (10)"),
+    ("[load]\npattern = \"wave\"\nbase = 10\namplitude = 5\nperiod = @\"0s\"\nduration = \"10s\"\n", "period must be more than zero"),
+    ("@[load]\npattern = \"stages\"\n", "pattern stages needs `stages"),
+    ("[load]\nmodel = \"open\"\nrate = @0\nduration = \"1s\"\n", "rate must be a rate above 0"),
+    ("[load]\nmodel = \"open\"\nrate = 10\nmax_users = @0\nduration = \"1s\"\n", "max_users must be at least 1"),
+    ("[load]\nusers = 5\nduration = \"1s\"\npeak = @10\n", "`peak` is not read by pattern constant"),
+    ("[load]\nusers = 5\nduration = \"1s\"\nmax_users = @10\n", "`max_users` is for the open model"),
+    ("@[load]\npattern = \"ramp\"\nusers = 10\nduration = \"10s\"\nramp_up = \"20s\"\n", "longer than the duration"),
+    ("[load]\npattern = \"random\"\nmin = 5\nmax = @2\nduration = \"10s\"\n", "max (2) must be at least min (5)"),
+    ("[load]\nmodel = \"open\"\nrate = 10\nduration = \"1s\"\non_saturation = @\"panic\"\n", "expected \"wait\" or \"drop\""),
     ("[target]\nbase_url = @\"ftp://x\"\n", "scheme `ftp`"),
     (
         "[thresholds]\n@http_req_duraton = [\"p(95) < 1s\"]\n",
@@ -71,6 +81,7 @@ fn every_bad_input_names_file_line_and_column() {
         // Cases that do not define their own [load]/[target]/flow reuse the
         // base lines after theirs, so the marker's line stays right.
         let text = if case.starts_with("[load]")
+            || case.starts_with("@[load]")
             || case.starts_with("[thresholds]")
             || case.starts_with("[[data]]")
         {

@@ -1,0 +1,68 @@
+# Shared helpers for the benchmark scripts (sourced, not run).
+# Everything here listens on and sends to 127.0.0.1 only.
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+LOADCTL="$REPO_DIR/target/release/loadctl"
+
+# Builds loadctl in release mode.
+build_loadctl() {
+    (cd "$REPO_DIR" && cargo build --release --quiet)
+}
+
+# Installs nginx from the distribution if it is missing.
+ensure_nginx() {
+    if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
+        echo "installing nginx..." >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    fi
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+}
+
+# start_nginx DIR PORT CORE: one nginx worker pinned to CORE, serving a
+# small body on 127.0.0.1:PORT, logging one line per request to
+# DIR/access.log (so the server-side count is `wc -l`).
+start_nginx() {
+    local dir=$1 port=$2 core=$3
+    mkdir -p "$dir"
+    printf 'hello from nginx\n' > "$dir/index.html"
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+daemon on;
+events { worker_connections 20000; }
+http {
+    access_log $dir/access.log;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location / { root $dir; }
+    }
+}
+CONF
+    taskset -c "$core" "$NGINX" -c "$dir/nginx.conf" -p "$dir"
+    for _ in $(seq 50); do
+        curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "nginx did not start; see $dir/error.log" >&2
+    return 1
+}
+
+stop_nginx() {
+    local dir=$1
+    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+}
+
+# Requests nginx has logged so far.
+nginx_count() {
+    wc -l < "$1/access.log"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
