@@ -316,7 +316,7 @@ fn a_slow_response_times_out() {
         &scenario(
             &server.url(),
             "iterations = 2",
-            "[[flow.step]]\npath = \"/slow/3000\"",
+            "[[flow.step]]\npath = \"/slow/30000\"",
             "",
         ),
     );
@@ -328,7 +328,8 @@ fn a_slow_response_times_out() {
         .arg(dir.path())
         .assert()
         .success();
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Two answers that take 30 s each; the 200 ms timeout ends both.
+    assert!(started.elapsed() < Duration::from_secs(20));
     let s = summary(dir.path());
     assert_eq!(s["totals"]["errors"]["timeout"], 2);
 }
@@ -396,7 +397,7 @@ fn unique_data_rows_are_each_used_once() {
         "s.toml",
         &scenario(
             &server.url(),
-            "users = 2\nduration = \"5s\"",
+            "users = 2\nduration = \"60s\"",
             "[[flow.step]]\npath = \"/echo/{{ accounts.user }}/{{ accounts.pin }}\"",
             "[[data]]\nname = \"accounts\"\nfile = \"accounts.csv\"\nmode = \"unique\"\n",
         ),
@@ -410,8 +411,8 @@ fn unique_data_rows_are_each_used_once() {
         .assert()
         .success();
     assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "the run ends when the rows run out"
+        started.elapsed() < Duration::from_secs(30),
+        "the run ends when the rows run out, long before its 60 s"
     );
     let mut paths = server.paths();
     paths.sort();
