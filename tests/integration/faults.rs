@@ -120,7 +120,7 @@ async fn serve(mut stream: TcpStream, fault: Fault, counts: Arc<Counts>) {
         let n = counts.faulty.fetch_add(1, Ordering::SeqCst) + 1;
         match fault {
             Fault::Reset => {
-                let _ = stream.set_linger(Some(Duration::ZERO));
+                let _ = stream.set_zero_linger();
                 return;
             }
             Fault::HalfHeaders => {
