@@ -27,7 +27,11 @@ ensure_nginx() {
 start_nginx() {
     local dir=$1 port=$2 core=$3
     mkdir -p "$dir"
+    # nginx's workers run as an unprivileged user: the folders it serves
+    # from (mktemp makes them 0700) must be readable, or every answer is 403.
+    chmod 755 "$dir" "$(dirname "$dir")"
     printf 'hello from nginx\n' > "$dir/index.html"
+    chmod 644 "$dir/index.html"
     cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -60,6 +64,19 @@ stop_nginx() {
 # Requests nginx has logged so far.
 nginx_count() {
     wc -l < "$1/access.log"
+}
+
+# require_no_failures SUMMARY.json: a benchmark of failed requests measures
+# nothing; stop with the reason rather than print figures.
+require_no_failures() {
+    python3 - "$1" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+t = s["totals"]
+if t["failures"]:
+    sys.exit(f"{sys.argv[1]}: {t['failures']} of {t['requests']} requests failed "
+             f"({t['errors']}, e.g. {s['failures'][0]['message']}); fix the setup first")
+PY
 }
 
 # A free TCP port on 127.0.0.1.

@@ -44,6 +44,7 @@ for rate in $RATES; do
     before=$(nginx_count "$work/nginx")
     taskset -c 1 "$LOADCTL" run "$work/rate.toml" --rate "$rate" --threads 1 -q -o "$work/out-$rate" >/dev/null 2>&1
     after=$(nginx_count "$work/nginx")
+    require_no_failures "$work/out-$rate/summary.json"
     python3 - "$work/out-$rate/summary.json" "$rate" "$SECONDS_PER_RUN" "$((after - before))" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -75,6 +76,7 @@ TOML
     before=$(nginx_count "$work/nginx")
     taskset -c 1 "$LOADCTL" run "$work/$name.toml" --threads 1 -q -o "$work/out-$name" >/dev/null 2>&1
     after=$(nginx_count "$work/nginx")
+    require_no_failures "$work/out-$name/summary.json"
     python3 - "$work/out-$name/summary.json" "$name" "$((after - before))" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -41,6 +41,7 @@ while kill -0 "$pid" 2>/dev/null; do
     [ -n "$rss" ] && printf '| %d | %.1f |\n' "$elapsed" "$(echo "$rss / 1024" | bc -l)"
 done
 wait "$pid" || true
+require_no_failures "$work/out/summary.json"
 python3 - "$work/out/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))

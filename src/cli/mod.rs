@@ -10,7 +10,7 @@ mod validate;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit codes; documented in the README and `loadctl --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,12 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Write a starter scenario from a preset
     Init(init::InitArgs),
+}
+
+/// The clap definition of the whole command line, for generated docs
+/// (the man pages under `man/`).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Parses the command line, runs the subcommand, and maps the outcome to

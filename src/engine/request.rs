@@ -33,12 +33,16 @@ pub fn build(
     };
     let path = render(&step.path)?;
     let full_path = format!("{}{}", connector.endpoint().base_path, path);
-    let mut builder = Request::builder()
-        .method(step.method.clone())
-        .uri(&full_path);
+    let uri: http::Uri = full_path.parse().map_err(|_| {
+        (
+            ErrorKind::Template,
+            format!("path `{path}` does not form a valid URI"),
+        )
+    })?;
+    let mut builder = Request::builder().method(step.method.clone()).uri(uri);
     let headers = builder
         .headers_mut()
-        .expect("method and uri were checked at plan time");
+        .expect("a builder given a parsed method and URI holds no error");
     headers.insert(
         HOST,
         HeaderValue::from_str(&connector.host_header())
@@ -74,11 +78,8 @@ pub fn build(
         + full_path.len()
         + " HTTP/1.1\r\n\r\n".len();
     let bytes_out = (head + body.len()) as u64;
-    let request = builder.body(Full::new(body)).map_err(|_| {
-        (
-            ErrorKind::Template,
-            format!("path `{path}` does not form a valid URI"),
-        )
-    })?;
+    let request = builder
+        .body(Full::new(body))
+        .expect("a builder given a parsed method and URI holds no error");
     Ok(BuiltRequest { request, bytes_out })
 }

@@ -61,6 +61,36 @@ pub struct Plan {
     pub templates: Templates,
     pub globals: Globals,
     pub thresholds: Vec<Threshold>,
+    pub secrets: Secrets,
+}
+
+/// What must never appear in a report, log line or error message.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// Headers whose values are secret: Authorization, Proxy-Authorization,
+    /// Cookie and Set-Cookie always, plus any the scenario names.
+    pub headers: Vec<HeaderName>,
+    /// Variables whose values are secret, as templates name them:
+    /// `token` (extracted or `[vars]`), `accounts.password` (data),
+    /// `env.API_TOKEN`.
+    pub vars: Vec<String>,
+}
+
+impl Secrets {
+    fn new(names: &[Spanned<String>]) -> Self {
+        use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+        let mut headers = vec![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE, SET_COOKIE];
+        let mut vars = Vec::new();
+        for name in names {
+            if let Ok(h) = HeaderName::from_bytes(name.value.as_bytes()) {
+                if !headers.contains(&h) {
+                    headers.push(h);
+                }
+            }
+            vars.push(name.value.clone());
+        }
+        Secrets { headers, vars }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +315,7 @@ pub fn compile(
         templates,
         globals: Globals::from_process(var_values),
         thresholds,
+        secrets: Secrets::new(&scenario.secrets),
     })
 }
 
@@ -305,7 +336,7 @@ impl Compiler<'_> {
             (None, Some(url)) => self.base_url(&url.value, Some(url.span.clone())),
             (None, None) => {
                 self.diags.error(
-                    None,
+                    t.span.clone(),
                     "[target] base_url is missing; set it to the service's URL, or \"demo\" for the built-in demo target",
                 );
                 None
@@ -570,8 +601,9 @@ impl Compiler<'_> {
         metrics: &mut Vec<MetricInfo>,
     ) -> Vec<FlowPlan> {
         if flows.is_empty() {
+            // Reported at the start of the file: there is no flow to point at.
             self.diags.error(
-                None,
+                0..0,
                 "the scenario has no [[flow]]; add one with at least one [[flow.step]]",
             );
         }

@@ -60,6 +60,6 @@ pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) 
     };
     tokio::select! {
         _ = control => {}
-        _ = async { while tasks.join_next().await.is_some() {} } => {}
+        _ = super::join_all(tasks) => {}
     }
 }

@@ -350,3 +350,16 @@ async fn shard_main(ctx: ShardContext) {
     send(second);
     let _ = ctx.tx.send(ShardMsg::Done { shard: ctx.shard });
 }
+
+/// Waits for every task of a generator thread. A task that panicked is a
+/// bug whose counts are lost: re-raise it, so the thread fails and the run
+/// reports an error instead of numbers that look complete.
+async fn join_all(mut tasks: tokio::task::JoinSet<()>) {
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+}

@@ -94,7 +94,7 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     .await;
     queue.closed.set(true);
     queue.wake.notify_waiters();
-    while slots.join_next().await.is_some() {}
+    super::join_all(slots).await;
     // Due but never started: the run ended while they waited.
     let left = queue.due.borrow_mut().drain(..).count() as u64;
     users.recorder.borrow_mut().dropped += left;

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use http::HeaderValue;
 use minijinja::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -136,13 +137,16 @@ impl User {
                 Some(t) if i == 0 => t.min(sent),
                 _ => sent,
             };
-            let failed = outcome.failure.is_some();
+            let failure = outcome.failure.map(|(kind, message)| {
+                (kind, self.redact(message, &outcome.secret_headers, &rows))
+            });
+            let failed = failure.is_some();
             let sample = Sample {
                 metric: step.metric,
                 latency_us: (done - waited_from).as_micros() as u64,
                 service_us: (done - sent).as_micros() as u64,
                 status: outcome.status,
-                failure: outcome.failure,
+                failure,
                 bytes_in: outcome.bytes_in,
                 bytes_out: outcome.bytes_out,
                 body_bytes: outcome.body_bytes,
@@ -203,14 +207,65 @@ impl User {
         Value::from(map)
     }
 
+    /// Removes every secret value this request used from a failure
+    /// message: the values of secret headers, and of secret variables.
+    /// Only failures pay for this; a message is rare next to a request.
+    fn redact(&self, mut message: String, headers: &[HeaderValue], rows: &[Value]) -> String {
+        let plan = &self.plan;
+        let mut values: Vec<String> = headers
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        for name in &plan.secrets.vars {
+            let value = if let Some(env) = name.strip_prefix("env.") {
+                std::env::var(env).ok()
+            } else if let Some((feeder, column)) = name.split_once('.') {
+                plan.feeders
+                    .iter()
+                    .zip(rows)
+                    .find(|(f, _)| f.name == feeder)
+                    .and_then(|(_, row)| row.get_attr(column).ok())
+                    .filter(|v| !v.is_undefined())
+                    .map(|v| v.to_string())
+            } else {
+                self.extracted
+                    .get(name)
+                    .or_else(|| plan.globals.vars.get(name))
+                    .map(|v| v.to_string())
+            };
+            values.extend(value);
+        }
+        // Longest first, so a secret that contains another goes whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in values.iter().filter(|v| !v.is_empty()) {
+            if message.contains(value.as_str()) {
+                message = message.replace(value.as_str(), "[redacted]");
+            }
+        }
+        message
+    }
+
     async fn exchange(&mut self, step: &StepPlan, ctx: &Value) -> Outcome {
         let built = match engine::build(&self.plan, &self.connector, step, ctx) {
             Ok(b) => b,
             Err(f) => return Outcome::failed(f, 0),
         };
         let bytes_out = built.bytes_out;
+        // HeaderValues share their bytes, so keeping the secret ones for a
+        // possible failure message costs no copy.
+        let secret_headers: Vec<HeaderValue> = built
+            .request
+            .headers()
+            .iter()
+            .filter(|(name, _)| self.plan.secrets.headers.contains(name))
+            .map(|(_, value)| value.clone())
+            .collect();
         match self.session.send(built.request, step.needs_body()).await {
-            Err(f) => Outcome::failed(f, bytes_out),
+            Err(f) => Outcome {
+                secret_headers,
+                ..Outcome::failed(f, bytes_out)
+            },
             Ok(ex) => {
                 let (failure, extracted) = match engine::check(step, &ex) {
                     Ok(values) => (None, values),
@@ -223,6 +278,7 @@ impl User {
                     bytes_out,
                     body_bytes: ex.body_bytes,
                     extracted,
+                    secret_headers,
                 }
             }
         }
@@ -249,6 +305,8 @@ struct Outcome {
     bytes_out: u64,
     body_bytes: u64,
     extracted: Vec<(String, Value)>,
+    /// Values of the request's secret headers, to redact from a failure.
+    secret_headers: Vec<HeaderValue>,
 }
 
 impl Outcome {
@@ -260,6 +318,7 @@ impl Outcome {
             bytes_out,
             body_bytes: 0,
             extracted: Vec::new(),
+            secret_headers: Vec::new(),
         }
     }
 }

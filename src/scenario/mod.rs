@@ -27,10 +27,14 @@ pub struct Scenario {
     pub data: Vec<Data>,
     pub flows: Vec<Flow>,
     pub thresholds: Vec<ThresholdList>,
+    /// Names of headers and variables whose values must never be shown.
+    pub secrets: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Target {
+    /// The `[target]` table; empty (0..0) when the file has none.
+    pub span: Span,
     pub base_url: S<String>,
     pub http: S<String>,
     pub timeout: S<String>,

@@ -48,6 +48,7 @@ pub fn parse(text: &str, diags: &mut Diagnostics) -> Option<Scenario> {
         .into_iter()
         .map(|(t, span)| read_flow(t, span, r.diags))
         .collect();
+    let secrets = r.string_list("secrets");
     let thresholds = r
         .table("thresholds")
         .map(|(t, _)| read_thresholds(t, r.diags))
@@ -61,12 +62,14 @@ pub fn parse(text: &str, diags: &mut Diagnostics) -> Option<Scenario> {
         data,
         flows,
         thresholds,
+        secrets,
     })
 }
 
 fn read_target(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Target {
-    let mut r = TableReader::new(t, span, "[target]", diags);
+    let mut r = TableReader::new(t, span.clone(), "[target]", diags);
     let target = Target {
+        span,
         base_url: r.string("base_url"),
         http: r.string("http"),
         timeout: r.string("timeout"),
@@ -406,6 +409,29 @@ impl<'t, 'i, 'd> TableReader<'t, 'i, 'd> {
                         "`{key}` entries must be tables (`[[{key}]]`), not {}",
                         type_name(other)
                     );
+                    self.diags.error(item.span(), message);
+                }
+            }
+        }
+        out
+    }
+
+    /// An array of strings (a single string is accepted too).
+    fn string_list(&mut self, key: &'static str) -> Vec<Spanned<String>> {
+        let Some(v) = self.any(key) else {
+            return Vec::new();
+        };
+        let items: Vec<&Value> = match v.get_ref() {
+            DeValue::Array(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(Spanned::new(s.to_string(), item.span())),
+                other => {
+                    let message =
+                        format!("`{key}` entries must be strings, not {}", type_name(other));
                     self.diags.error(item.span(), message);
                 }
             }

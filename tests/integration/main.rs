@@ -3,7 +3,9 @@
 
 mod faults;
 mod init;
+mod man;
 mod patterns;
+mod properties;
 mod run;
 mod server;
 mod validate;

@@ -534,3 +534,37 @@ fn secrets_in_headers_do_not_reach_the_summary_or_output() {
     );
     assert!(!all.contains("s3cret"), "{all}");
 }
+
+#[test]
+fn secret_variables_are_redacted_from_failure_messages() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The second step's path renders the extracted token into an invalid
+    // URI, and the error message would quote it.
+    let steps = "[[flow.step]]\nname = \"login\"\npath = \"/json\"\n\
+                 extract = { token = { header = \"x-token\" } }\n\
+                 [[flow.step]]\nname = \"use\"\npath = \"/echo/{{ token }} oops\"\n";
+    let text = format!(
+        "secrets = [\"token\"]\n{}",
+        scenario(&server.url(), "iterations = 3", steps, "")
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    let out = loadctl()
+        .args(["run"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(s["steps"][1]["errors"]["template"], 3);
+    let message = s["failures"][0]["message"].as_str().unwrap();
+    assert!(message.contains("[redacted]"), "{message}");
+    let all = format!(
+        "{}{}{json}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("t-123"), "{all}");
+}
