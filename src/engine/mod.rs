@@ -15,6 +15,7 @@ mod tls;
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,8 @@ pub struct Exchange {
 pub struct Connector {
     endpoint: Endpoint,
     addrs: Vec<SocketAddr>,
+    /// Index into `addrs` of the address that last accepted a connection.
+    preferred: AtomicUsize,
     tls: Option<tls::Tls>,
     http: HttpVersion,
     connect_timeout: Duration,
@@ -76,6 +79,7 @@ impl Connector {
         Ok(Connector {
             endpoint,
             addrs,
+            preferred: AtomicUsize::new(0),
             tls,
             http: target.http,
             connect_timeout: target.connect_timeout,
@@ -102,16 +106,35 @@ impl Connector {
         }
     }
 
+    /// Connects to the address that worked last, or else tries each
+    /// resolved address in turn (`localhost` may resolve to ::1 first while
+    /// the server listens on 127.0.0.1 only).
+    async fn connect_tcp(&self) -> Result<TcpStream, Failure> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let order = (0..self.addrs.len()).map(|i| (first + i) % self.addrs.len());
+        let mut last = None;
+        for i in order {
+            let addr = self.addrs[i];
+            match TcpStream::connect(addr).await {
+                Ok(tcp) => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(tcp);
+                }
+                Err(e) => {
+                    let kind = match e.kind() {
+                        std::io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
+                        std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+                        _ => ErrorKind::Connect,
+                    };
+                    last = Some((kind, format!("connect to {addr}: {}", io_message(&e))));
+                }
+            }
+        }
+        Err(last.expect("a connector has at least one address"))
+    }
+
     async fn connect(&self) -> Result<Sender, Failure> {
-        let addr = self.addrs[0];
-        let tcp = TcpStream::connect(addr).await.map_err(|e| {
-            let kind = match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
-                std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
-                _ => ErrorKind::Connect,
-            };
-            (kind, format!("connect to {addr}: {}", io_message(&e)))
-        })?;
+        let tcp = self.connect_tcp().await?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             Some(tls) => {

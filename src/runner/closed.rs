@@ -27,20 +27,23 @@ pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) 
         let mut target = target_rx.clone();
         let (shared, stop, active) = (users.shared.clone(), users.stop.clone(), active.clone());
         tasks.spawn_local(async move {
+            // Counted as active from when it runs until it parks or ends,
+            // including the moments between its iterations.
+            let mut running = Running::new(active);
             loop {
                 // Park while the pattern wants fewer users than this one's number.
                 while user.id >= *target.borrow_and_update() {
+                    running.set(false);
                     tokio::select! {
                         changed = target.changed() => if changed.is_err() { return },
                         _ = stop.cancelled() => return,
                     }
                 }
+                running.set(true);
                 if stop.is_cancelled() || !shared.take_iteration() {
                     return;
                 }
-                active.set(active.get() + 1);
                 let end = user.iteration(None, true).await;
-                active.set(active.get() - 1);
                 if matches!(end, IterationEnd::Stopped | IterationEnd::DataExhausted) {
                     return;
                 }
@@ -61,5 +64,32 @@ pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) 
     tokio::select! {
         _ = control => {}
         _ = super::join_all(tasks) => {}
+    }
+}
+
+/// A user's share of the thread's active-user count; it leaves the count
+/// when dropped, however the user's task ends.
+struct Running {
+    active: Rc<Cell<u64>>,
+    on: bool,
+}
+
+impl Running {
+    fn new(active: Rc<Cell<u64>>) -> Self {
+        Running { active, on: false }
+    }
+
+    fn set(&mut self, on: bool) {
+        if on != self.on {
+            self.on = on;
+            let n = self.active.get();
+            self.active.set(if on { n + 1 } else { n - 1 });
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }

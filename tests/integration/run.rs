@@ -80,6 +80,9 @@ fn a_timed_run_counts_every_request_exactly_once() {
     assert_eq!(requests, server.count());
     assert_eq!(s["totals"]["failures"], 0);
     assert!(s["series"].as_array().unwrap().len() >= 2);
+    // Every user is active all through a full second, even the instants
+    // between its iterations.
+    assert_eq!(s["series"][0]["users"], 8);
 }
 
 #[test]

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# loadctl against the established load generators, side by side, on the
+# same workload: nginx on loopback pinned to core 0, the generator pinned
+# to core 1, GET of a small body over keep-alive, 50 connections, 5 s.
+# The figure that matters is requests per CPU-second of the generator:
+# a generator that runs out of CPU first measures itself, not the target.
+#
+#   bash benches/compare.sh                 # everything (about 4 minutes)
+#   ONLY=throughput bash benches/compare.sh # skip memory and start-up
+#
+# wrk, hey and ab come from Debian and oha from crates.io; each is
+# installed if missing (set INSTALL=0 to only use what is there). k6 and
+# Locust are run when installed. Not part of `cargo test`: it measures,
+# it does not assert.
+source "$(dirname "$0")/lib.sh"
+
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-50}
+INSTALL=${INSTALL:-1}
+ONLY=${ONLY:-all}
+
+install_tools() {
+    [ "$INSTALL" = 1 ] || return 0
+    local missing=()
+    for tool in wrk hey ab; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]}..." >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey apache2-utils >/dev/null
+    fi
+    if ! command -v oha >/dev/null && ! [ -x "$HOME/.cargo/bin/oha" ]; then
+        echo "installing oha (cargo install, a few minutes)..." >&2
+        cargo install --quiet oha >/dev/null 2>&1 || echo "oha did not install; skipping it" >&2
+    fi
+}
+
+build_loadctl
+ensure_nginx
+install_tools
+export PATH="$PATH:$HOME/.cargo/bin"
+ulimit -n 65536 2>/dev/null || true
+work=$(mktemp -d)
+port=$(free_port)
+trap 'stop_nginx "$work/nginx"' EXIT
+start_nginx "$work/nginx" "$port" 0
+URL="http://127.0.0.1:$port/"
+printf '{"items": [{"id": 7, "name": "seven"}], "page": 1}\n' > "$work/nginx/items.json"
+chmod 644 "$work/nginx/items.json"
+
+# measure NAME COMMAND...: runs COMMAND on core 1 under /usr/bin/time and
+# leaves "wall user sys maxrss_kb" in $work/NAME.time, output in NAME.out.
+measure() {
+    local name=$1
+    shift
+    /usr/bin/time -f "%e %U %S %M" -o "$work/$name.time" taskset -c 1 "$@" >"$work/$name.out" 2>"$work/$name.err" || true
+}
+
+# row NAME REQUESTS P50_MS P99_MS: one Markdown table row from a .time file.
+ROWS=()
+row() {
+    local name=$1 requests=$2 p50=$3 p99=$4
+    read -r wall user sys rss < "$work/$name.time"
+    ROWS+=("$(python3 - "$name" "$requests" "$wall" "$user" "$sys" "$rss" "$p50" "$p99" <<'PY'
+import sys
+name, requests, wall, user, sys_, rss, p50, p99 = sys.argv[1:]
+requests, wall, cpu = int(requests), float(wall), float(user) + float(sys_)
+print(f"{name}|{requests}|{requests / wall:.0f}|{cpu:.2f}|{requests / cpu if cpu else 0:.0f}|{int(rss) / 1024:.1f}|{p50}|{p99}")
+PY
+)")
+}
+
+print_rows() {
+    local base=""
+    echo "| tool | requests | req/s | generator CPU s | req per CPU-s | peak RSS MB | p50 ms | p99 ms | vs wrk |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for r in "${ROWS[@]}"; do
+        IFS='|' read -r name requests rps cpu per_cpu rss p50 p99 <<<"$r"
+        [ "$name" = wrk ] && base=$per_cpu
+    done
+    for r in "${ROWS[@]}"; do
+        IFS='|' read -r name requests rps cpu per_cpu rss p50 p99 <<<"$r"
+        ratio=$(python3 -c "print(f'{$per_cpu / $base:.2f}×' if '$base' else '-')")
+        echo "| $name | $requests | $rps | $cpu | $per_cpu | $rss | $p50 | $p99 | $ratio |"
+    done
+}
+
+loadctl_scenario() {
+    local file=$1 path=$2 extra=$3
+    cat > "$file" <<TOML
+name = "compare"
+[target]
+base_url = "http://127.0.0.1:$port"
+[load]
+users = $CONNECTIONS
+duration = "${DURATION}s"
+[[flow]]
+  [[flow.step]]
+  name = "get"
+  path = "$path"
+$extra
+TOML
+}
+
+loadctl_row() {
+    local name=$1 file=$2
+    shift 2
+    measure "$name" "$LOADCTL" run "$file" --threads 1 -q -o "$work/$name" "$@"
+    require_no_failures "$work/$name/summary.json"
+    read -r requests p50 p99 < <(python3 -c "
+import json; t = json.load(open('$work/$name/summary.json'))['totals']
+print(t['requests'], round(t['latency_ms']['p50'], 2), round(t['latency_ms']['p99'], 2))")
+    row "$name" "$requests" "$p50" "$p99"
+}
+
+if [ "$ONLY" = all ] || [ "$ONLY" = throughput ]; then
+    # wrk: "N requests in Xs"; latency percentiles with --latency.
+    measure wrk wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL"
+    row wrk "$(awk '/requests in/ {print $1}' "$work/wrk.out")" \
+        "$(awk '$1 == "50%" {print $2}' "$work/wrk.out")" "$(awk '$1 == "99%" {print $2}' "$work/wrk.out")"
+
+    loadctl_scenario "$work/simple.toml" "/" ""
+    loadctl_row loadctl "$work/simple.toml"
+
+    if command -v oha >/dev/null; then
+        measure oha oha -z "${DURATION}s" -c "$CONNECTIONS" --no-tui --output-format json "$URL"
+        read -r requests p50 p99 < <(python3 -c "
+import json; d = json.load(open('$work/oha.out'))
+n = sum(d['statusCodeDistribution'].values())
+print(n, round(d['latencyPercentiles']['p50'] * 1000, 2), round(d['latencyPercentiles']['p99'] * 1000, 2))")
+        row oha "$requests" "$p50" "$p99"
+    fi
+
+    measure hey hey -z "${DURATION}s" -c "$CONNECTIONS" "$URL"
+    row hey "$(awk '/^  \[200\]/ {print $2}' "$work/hey.out")" \
+        "$(awk '/50%% in/ || /50% in/ {print $3 * 1000}' "$work/hey.out")" "$(awk '/99% in/ {print $3 * 1000}' "$work/hey.out")"
+
+    measure ab ab -q -k -c "$CONNECTIONS" -t "$DURATION" -n 100000000 "$URL"
+    row ab "$(awk '/^Complete requests/ {print $3}' "$work/ab.out")" \
+        "$(awk '$1 == "50%" {print $2}' "$work/ab.out")" "$(awk '$1 == "99%" {print $2}' "$work/ab.out")"
+
+    # The realistic scenario: a templated path, a header, a JSON-pointer
+    # extraction, a status check, per-step statistics.
+    loadctl_scenario "$work/real.toml" "/items.json?page={{ random(1, 100) }}" \
+        '  headers = { "X-Request-Id" = "{{ vu }}-{{ iteration }}" }
+  expect = { status = [200] }
+  extract = { first = { json = "/items/0/id" } }'
+    loadctl_row "loadctl (realistic)" "$work/real.toml"
+
+    if command -v k6 >/dev/null; then
+        cat > "$work/k6.js" <<JS
+import http from 'k6/http';
+import { check } from 'k6';
+export const options = { vus: $CONNECTIONS, duration: '${DURATION}s' };
+export default function () {
+  const r = http.get('http://127.0.0.1:$port/items.json?page=' + Math.ceil(Math.random() * 100),
+                     { headers: { 'X-Request-Id': __VU + '-' + __ITER } });
+  check(r, { 'status 200': (x) => x.status === 200 });
+  r.json('items.0.id');
+}
+JS
+        measure k6 k6 run --quiet --summary-export "$work/k6.json" "$work/k6.js"
+        read -r requests p50 p99 < <(python3 -c "
+import json; m = json.load(open('$work/k6.json'))['metrics']
+print(int(m['http_reqs']['count']), round(m['http_req_duration']['med'], 2), '-')")
+        row "k6 (realistic)" "$requests" "$p50" "$p99"
+    else
+        echo "(k6 is not installed and no registry here offers it; skipped)" >&2
+    fi
+
+    echo "## Throughput: $CONNECTIONS connections, ${DURATION} s, generator on 1 core"
+    echo
+    print_rows
+    echo
+    echo "nginx logged $(nginx_count "$work/nginx") requests in all."
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = memory ]; then
+    echo
+    echo "## Peak memory by connections (10 s, generator on 1 core)"
+    echo
+    echo "| connections | loadctl peak RSS MB | wrk peak RSS MB |"
+    echo "|---:|---:|---:|"
+    for n in 1000 5000 10000; do
+        cat > "$work/mem.toml" <<TOML
+[target]
+base_url = "http://127.0.0.1:$port"
+connect_timeout = "10s"
+[load]
+users = $n
+duration = "10s"
+[[flow]]
+  [[flow.step]]
+  path = "/"
+TOML
+        measure "mem-loadctl-$n" "$LOADCTL" run "$work/mem.toml" --threads 1 -q -o "$work/mem-$n"
+        require_no_failures "$work/mem-$n/summary.json"
+        measure "mem-wrk-$n" wrk -t1 -c"$n" -d10s "$URL"
+        l=$(awk '{printf "%.1f", $4 / 1024}' "$work/mem-loadctl-$n.time")
+        w=$(awk '{printf "%.1f", $4 / 1024}' "$work/mem-wrk-$n.time")
+        echo "| $n | $l | $w |"
+    done
+
+    echo
+    echo "## Threads: loadctl with 1 and 2 generator threads (unpinned, sharing the machine with nginx)"
+    echo
+    echo "| threads | req/s | CPU s | req per CPU-s |"
+    echo "|---:|---:|---:|---:|"
+    loadctl_scenario "$work/threads.toml" "/" ""
+    for t in 1 2; do
+        /usr/bin/time -f "%e %U %S %M" -o "$work/t$t.time" "$LOADCTL" run "$work/threads.toml" --threads "$t" -q -o "$work/t$t" >/dev/null 2>&1
+        require_no_failures "$work/t$t/summary.json"
+        python3 - "$work/t$t/summary.json" "$work/t$t.time" "$t" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+wall, user, sys_, rss = open(sys.argv[2]).read().split()
+cpu = float(user) + float(sys_)
+print(f"| {sys.argv[3]} | {s['totals']['rps']:.0f} | {cpu:.2f} | {s['totals']['requests'] / cpu:.0f} |")
+PY
+    done
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = startup ]; then
+    echo
+    echo "## Start-up (mean of 200 runs)"
+    echo
+    python3 - "$LOADCTL" "$REPO_DIR/scenarios/quickstart.toml" <<'PY'
+import subprocess, sys, time
+loadctl, scenario = sys.argv[1:]
+for label, args in [("validate quickstart.toml", ["validate", scenario]), ("--help", ["--help"])]:
+    runs = 200
+    start = time.perf_counter()
+    for _ in range(runs):
+        subprocess.run([loadctl, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    print(f"- `loadctl {label}`: {(time.perf_counter() - start) / runs * 1000:.2f} ms")
+PY
+fi
