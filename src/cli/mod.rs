@@ -58,7 +58,8 @@ struct Cli {
 enum Command {
     /// Run a scenario and report the results
     #[command(after_help = EXIT_CODES)]
-    Run(run::RunArgs),
+    // Boxed: its many flags make it much larger than the other variants.
+    Run(Box<run::RunArgs>),
     /// Check scenarios and report every problem with file:line:column
     Validate(validate::ValidateArgs),
     /// Write a starter scenario from a preset
@@ -82,7 +83,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Validate(args) => validate::validate(args),
         Command::Init(args) => init::init(args),
     };
