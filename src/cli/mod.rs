@@ -5,6 +5,7 @@
 //! `report::*`) and results into output and an [`Exit`] code.
 
 mod init;
+mod report;
 mod run;
 mod validate;
 
@@ -41,6 +42,13 @@ Exit codes:
   3    runtime error
   130  interrupted by Ctrl-C or SIGTERM (results are still written)";
 
+const REPORT_EXIT_CODES: &str = "\
+Exit codes:
+  0    written; --compare: no regression beyond --max-regression
+  1    --compare: at least one regression beyond --max-regression
+  2    invalid usage, or a summary file that is missing or not a summary
+  3    runtime error (the output cannot be written)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "loadctl",
@@ -64,6 +72,9 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Write a starter scenario from a preset
     Init(init::InitArgs),
+    /// Re-render a saved summary.json (table, json, csv, html, junit), or compare two runs
+    #[command(after_help = REPORT_EXIT_CODES)]
+    Report(report::ReportArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps the outcome to
@@ -86,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Validate(args) => validate::validate(args),
         Command::Init(args) => init::init(args),
+        Command::Report(args) => report::report(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -7,6 +7,7 @@
 //! writer. `run --out`, `run --csv` and `loadctl report` all write through
 //! it, so a re-rendered file is made by the same code, byte for byte.
 
+pub mod compare;
 pub mod csv;
 pub mod html;
 pub mod json;
