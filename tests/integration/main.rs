@@ -3,6 +3,7 @@
 
 mod init;
 mod patterns;
+mod reports;
 mod run;
 mod server;
 mod validate;
