@@ -188,7 +188,7 @@ fn view(s: &RunSummary) -> View {
         Fact {
             label: "load",
             value: format!(
-                "{} model, {} pattern, {} {}",
+                "{} model · {} · {} {}",
                 run.model,
                 run.pattern,
                 run.users,
@@ -298,7 +298,7 @@ fn cards(s: &RunSummary, open: bool) -> Vec<Card> {
             .get(key)
             .map_or_else(|| "–".to_string(), |v| format!("{} ms", short(*v))),
         note: if open {
-            "from the intended start".to_string()
+            "since intended start".to_string()
         } else {
             String::new()
         },
@@ -313,7 +313,7 @@ fn cards(s: &RunSummary, open: bool) -> Vec<Card> {
         },
         Card {
             label: "throughput",
-            value: format!("{} /s", short(t.rps)),
+            value: format!("{} /s", rate(t.rps)),
             note: format!("{} iterations", grouped(s.iterations)),
             bad: false,
         },
@@ -335,10 +335,10 @@ fn cards(s: &RunSummary, open: bool) -> Vec<Card> {
     if open {
         cards.push(Card {
             label: "arrivals",
-            value: format!("{} /s", short(s.achieved_rate.unwrap_or(0.0))),
+            value: format!("{} /s", rate(s.achieved_rate.unwrap_or(0.0))),
             note: format!(
                 "target {} /s · {} dropped",
-                short(s.target_rate.unwrap_or(0.0)),
+                rate(s.target_rate.unwrap_or(0.0)),
                 grouped(s.dropped)
             ),
             bad: s.dropped > 0,
@@ -360,7 +360,7 @@ fn step_row(s: &StepStats, total: bool) -> StepRow {
         failures: grouped(s.failures),
         error_rate: percent(s.error_rate),
         bad: s.failures > 0,
-        rps: short(s.rps),
+        rps: rate(s.rps),
         latency: cells(
             &s.latency_ms,
             &["min", "mean", "p50", "p90", "p95", "p99", "max"],
@@ -789,6 +789,16 @@ fn grouped(n: u64) -> String {
     out
 }
 
+/// A per-second rate: whole and grouped from 1000 up (`34,471`), else
+/// [`short`].
+fn rate(v: f64) -> String {
+    if v >= 1000.0 {
+        grouped(v.round() as u64)
+    } else {
+        short(v)
+    }
+}
+
 fn percent(ratio: f64) -> String {
     format!("{}%", short(ratio * 100.0))
 }
@@ -924,5 +934,7 @@ mod tests {
         assert_eq!(grouped(56284), "56,284");
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1_000_000), "1,000,000");
+        assert_eq!(rate(34470.8), "34,471");
+        assert_eq!(rate(617.4), "617");
     }
 }
