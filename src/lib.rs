@@ -11,7 +11,8 @@
 //!        engine::Session   sends one request on the user's connection (how)
 //!        metrics::Snapshot records it, lock-free, per thread
 //!      ─collector─▶ RunSummary                the one result contract
-//! RunSummary ─report::*─▶ terminal table, summary.json
+//! RunSummary ─report::*─▶ terminal table, summary.json, Locust CSV,
+//!                          report.html, junit.xml; `loadctl report` re-renders
 //! ```
 //!
 //! - [`diag`]: problems with their location, for `validate` and `run`.
@@ -20,7 +21,8 @@
 //! - [`runner`]: one run end to end; decides *when* (start, stop, users).
 //! - [`engine`]: *how* one request is sent (hyper, rustls), checked, extracted.
 //! - [`metrics`]: HdrHistograms and counters; [`metrics::summary::RunSummary`].
-//! - [`report`]: one file per output format, and live progress.
+//! - [`report`]: one file per output format, the list of files `run --out`
+//!   writes, run comparison, and live progress.
 //! - [`demo`]: the built-in demo target.
 //! - [`cli`]: thin clap adapters, one file per subcommand.
 

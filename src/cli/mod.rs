@@ -5,6 +5,7 @@
 //! `report::*`) and results into output and an [`Exit`] code.
 
 mod init;
+mod report;
 mod run;
 mod validate;
 
@@ -41,6 +42,13 @@ Exit codes:
   3    runtime error
   130  interrupted by Ctrl-C or SIGTERM (results are still written)";
 
+const REPORT_EXIT_CODES: &str = "\
+Exit codes:
+  0    written; --compare: no regression beyond --max-regression
+  1    --compare: at least one regression beyond --max-regression
+  2    invalid usage, or a summary file that is missing or not a summary
+  3    runtime error (the output cannot be written)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "loadctl",
@@ -58,11 +66,15 @@ struct Cli {
 enum Command {
     /// Run a scenario and report the results
     #[command(after_help = EXIT_CODES)]
-    Run(run::RunArgs),
+    // Boxed: its many flags make it much larger than the other variants.
+    Run(Box<run::RunArgs>),
     /// Check scenarios and report every problem with file:line:column
     Validate(validate::ValidateArgs),
     /// Write a starter scenario from a preset
     Init(init::InitArgs),
+    /// Re-render a saved summary.json (table, json, csv, html, junit), or compare two runs
+    #[command(after_help = REPORT_EXIT_CODES)]
+    Report(report::ReportArgs),
 }
 
 /// The clap definition of the whole command line, for generated docs
@@ -88,9 +100,10 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Validate(args) => validate::validate(args),
         Command::Init(args) => init::init(args),
+        Command::Report(args) => report::report(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,6 +1,6 @@
 //! `loadctl run FILE`: run a scenario headless and report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -49,9 +49,12 @@ pub struct RunArgs {
     /// Extra threshold 'METRIC: EXPRESSION', e.g. 'http_req_duration: p(95) < 500ms' (repeatable)
     #[arg(long = "threshold", value_name = "'METRIC: EXPR'")]
     thresholds: Vec<String>,
-    /// Write summary.json into this folder (created if missing)
+    /// Write summary.json, loadctl_stats.csv, loadctl_stats_history.csv, loadctl_failures.csv, report.html and junit.xml into this folder (created if missing)
     #[arg(short, long, env = "LOADCTL_OUT", value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write Locust-style CSV files PREFIX_stats.csv, PREFIX_stats_history.csv and PREFIX_failures.csv
+    #[arg(long, env = "LOADCTL_CSV", value_name = "PREFIX")]
+    csv: Option<PathBuf>,
     /// Generator threads (default: one per core)
     #[arg(
         long,
@@ -86,9 +89,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let Some(plan) = plan else {
         return Ok(Exit::Invalid);
     };
-    if let Some(out) = &args.out {
-        std::fs::create_dir_all(out)
-            .with_context(|| format!("creating the output folder {}", out.display()))?;
+    // Folders are made before the run, so a bad path fails now rather than
+    // after the run has been paid for.
+    let csv_dir = args
+        .csv
+        .as_deref()
+        .and_then(|prefix| prefix.parent())
+        .filter(|dir| !dir.as_os_str().is_empty());
+    for dir in args.out.iter().map(PathBuf::as_path).chain(csv_dir) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the output folder {}", dir.display()))?;
     }
     let plan = Arc::new(plan);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -112,10 +122,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 
     print!("{}", report::table::render(&summary));
     if let Some(out) = &args.out {
-        let path = out.join("summary.json");
-        report::write_atomic(&path, |w| report::json::write(&summary, w))
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+        report::write_dir(&summary, out)?;
+        eprintln!(
+            "wrote {}: {}",
+            out.display(),
+            report::OUTPUTS
+                .iter()
+                .map(|o| o.path_in(Path::new("")).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(prefix) = &args.csv {
+        for path in report::write_format(&summary, report::Format::Csv, prefix)? {
+            eprintln!("wrote {}", path.display());
+        }
     }
     Ok(if summary.run.interrupted {
         Exit::Interrupted

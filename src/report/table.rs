@@ -6,7 +6,13 @@ use std::fmt::Write as _;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
+use super::short;
 use crate::metrics::summary::{RunSummary, StepStats};
+
+/// [`render`] as a [`Writer`](super::Writer), for `loadctl report`.
+pub fn write(summary: &RunSummary, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    out.write_all(render(summary).as_bytes())
+}
 
 /// Renders the summary as text for a terminal (no colour codes, so it is
 /// safe to redirect to a file).
@@ -108,14 +114,12 @@ pub fn render(summary: &RunSummary) -> String {
         let _ = writeln!(out, "\nthresholds:");
         for t in &summary.thresholds {
             let mark = if t.passed { "✓" } else { "✗" };
-            let observed = match t.observed {
-                Some(v) => format!("{}{}", round(v), t.unit),
-                None => "no data".to_string(),
-            };
             let _ = writeln!(
                 out,
-                "  {mark} {}: {}  (observed {observed})",
-                t.metric, t.expression
+                "  {mark} {}: {}  (observed {})",
+                t.metric,
+                t.expression,
+                super::observed(t)
             );
         }
     }
@@ -138,24 +142,7 @@ fn row(s: &StepStats) -> Vec<Cell> {
 
 fn ms(v: Option<&f64>) -> String {
     match v {
-        Some(v) => round(*v),
+        Some(v) => short(*v),
         None => "-".to_string(),
-    }
-}
-
-/// Three significant figures at most, without trailing zeros.
-fn round(v: f64) -> String {
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
     }
 }

@@ -6,6 +6,7 @@ mod init;
 mod man;
 mod patterns;
 mod properties;
+mod reports;
 mod run;
 mod server;
 mod validate;

@@ -1,0 +1,127 @@
+//! `loadctl report SUMMARY.json`: re-renders a saved run in any format, and
+//! `loadctl report --compare BASE.json CURRENT.json` judges the change
+//! between two runs. Both only read `summary.json` files; the rendering
+//! and the comparison rules live in [`crate::report`].
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::Exit;
+use crate::metrics::summary::{RunSummary, SCHEMA_VERSION};
+use crate::report::{self, compare, Format};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A summary.json written by `loadctl run --out`
+    #[arg(required_unless_present = "compare")]
+    summary: Option<PathBuf>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write to this file instead of stdout (for csv: a prefix, giving PREFIX_stats.csv, PREFIX_stats_history.csv and PREFIX_failures.csv)
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Compare two summaries; exits 1 when a step regressed beyond --max-regression
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["BASE", "CURRENT"],
+        conflicts_with_all = ["summary", "format", "output"]
+    )]
+    compare: Option<Vec<PathBuf>>,
+    /// With --compare: the change allowed before it counts as a regression (latency or error rate up, rps down) [default: 10%]
+    // It means nothing without --compare. clap counts `requires` as met
+    // when an argument that conflicts with --compare (SUMMARY) is given,
+    // hence the explicit conflict; and no clap default, which would make
+    // the flag look given.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        requires = "compare",
+        conflicts_with = "summary",
+        value_parser = compare::parse_limit
+    )]
+    max_regression: Option<f64>,
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
+    if let Some(paths) = &args.compare {
+        let limit = args.max_regression.unwrap_or(compare::DEFAULT_LIMIT);
+        return compare_runs(&paths[0], &paths[1], limit);
+    }
+    let Some(path) = &args.summary else {
+        unreachable!("clap requires a summary unless --compare is given");
+    };
+    let summary = match load(path) {
+        Ok(s) => s,
+        Err(message) => return Ok(invalid(&message)),
+    };
+    match &args.output {
+        Some(target) => {
+            for written in report::write_format(&summary, args.format, target)? {
+                eprintln!("wrote {}", written.display());
+            }
+        }
+        None => {
+            let Some(write) = report::stream_writer(args.format) else {
+                return Ok(invalid(
+                    "--format csv writes three files: give their prefix with -o PREFIX",
+                ));
+            };
+            let mut stdout = std::io::stdout().lock();
+            write(&summary, &mut stdout)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn compare_runs(base: &Path, current: &Path, limit: f64) -> anyhow::Result<Exit> {
+    let (base_summary, current_summary) = match (load(base), load(current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(message), _) | (_, Err(message)) => return Ok(invalid(&message)),
+    };
+    if base_summary.run.name != current_summary.run.name {
+        eprintln!(
+            "note: comparing different scenarios ({:?} and {:?}); steps are matched by name",
+            base_summary.run.name, current_summary.run.name
+        );
+    }
+    let comparison = compare::compare(&base_summary, &current_summary, limit);
+    print!(
+        "{}",
+        compare::render(
+            &comparison,
+            &base.display().to_string(),
+            &current.display().to_string()
+        )
+    );
+    Ok(if comparison.regressions().next().is_some() {
+        Exit::ThresholdsFailed
+    } else {
+        Exit::Success
+    })
+}
+
+/// Reads a summary, or says which file is wrong and why.
+fn load(path: &Path) -> Result<RunSummary, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let summary: RunSummary = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a loadctl summary.json: {e}", path.display()))?;
+    if summary.schema_version > SCHEMA_VERSION {
+        return Err(format!(
+            "{} has summary schema {}; this loadctl reads schema {SCHEMA_VERSION} (upgrade loadctl)",
+            path.display(),
+            summary.schema_version
+        ));
+    }
+    Ok(summary)
+}
+
+fn invalid(message: &str) -> Exit {
+    eprintln!("error: {message}");
+    Exit::Invalid
+}

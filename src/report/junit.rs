@@ -1,0 +1,174 @@
+//! `junit.xml`: the thresholds as JUnit test cases, so CI systems list each
+//! one and show the failing ones with the value that broke them.
+//!
+//! One `<testsuite>` per run, named after the scenario, and one
+//! `<testcase>` per threshold, named `metric: expression`. A failing
+//! threshold carries `<failure message="…">` with the observed value and
+//! its unit. quick-xml does the escaping.
+
+use std::io::Write;
+
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+use crate::metrics::summary::RunSummary;
+use crate::plan::threshold::Unit;
+
+pub fn write(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
+    let run = &summary.run;
+    let tests = summary.thresholds.len().to_string();
+    let failures = summary
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed)
+        .count()
+        .to_string();
+    let time = format!("{:.3}", run.elapsed_s);
+    let classname = format!("loadctl.{}", run.name);
+    let mut xml = Writer::new_with_indent(out, b' ', 2);
+    xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    xml.create_element("testsuites")
+        .with_attributes([
+            ("name", "loadctl"),
+            ("tests", tests.as_str()),
+            ("failures", failures.as_str()),
+            ("errors", "0"),
+            ("time", time.as_str()),
+        ])
+        .write_inner_content(|xml| {
+            xml.create_element("testsuite")
+                .with_attributes([
+                    ("name", run.name.as_str()),
+                    ("tests", tests.as_str()),
+                    ("failures", failures.as_str()),
+                    ("errors", "0"),
+                    ("skipped", "0"),
+                    ("time", time.as_str()),
+                    ("timestamp", run.started_at.as_str()),
+                ])
+                .write_inner_content(|xml| {
+                    xml.create_element("properties")
+                        .write_inner_content(|xml| {
+                            let properties = [
+                                ("target", run.target.as_str()),
+                                ("model", run.model.as_str()),
+                                ("pattern", run.pattern.as_str()),
+                                (
+                                    "interrupted",
+                                    if run.interrupted { "true" } else { "false" },
+                                ),
+                            ];
+                            for (name, value) in properties {
+                                xml.create_element("property")
+                                    .with_attributes([("name", name), ("value", value)])
+                                    .write_empty()?;
+                            }
+                            Ok(())
+                        })?;
+                    for t in &summary.thresholds {
+                        let name = format!("{}: {}", t.metric, t.expression);
+                        let case = xml.create_element("testcase").with_attributes([
+                            ("name", name.as_str()),
+                            ("classname", classname.as_str()),
+                            ("time", "0"),
+                        ]);
+                        if t.passed {
+                            case.write_empty()?;
+                            continue;
+                        }
+                        let message =
+                            format!("observed {}, expected {}", super::observed(t), t.expression);
+                        // The exact value too, for whoever wants more than
+                        // the rounded one in the message.
+                        let detail = match t.observed {
+                            Some(v) => format!("{name}\nobserved: {v} ({})\n", unit_name(t.unit)),
+                            None => format!("{name}\nobserved: no data (nothing was measured)\n"),
+                        };
+                        case.write_inner_content(|xml| {
+                            xml.create_element("failure")
+                                .with_attributes([
+                                    ("message", message.as_str()),
+                                    ("type", "threshold"),
+                                ])
+                                .write_text_content(BytesText::new(&detail))?;
+                            Ok(())
+                        })?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+    xml.into_inner().write_all(b"\n")
+}
+
+fn unit_name(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Ms => "milliseconds",
+        Unit::Ratio => "ratio",
+        Unit::PerSecond => "per second",
+        Unit::Count => "count",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quick_xml::events::Event;
+    use quick_xml::{Reader, XmlVersion};
+
+    use crate::report::test_summary;
+
+    /// (test case name, failure message) for every test case.
+    fn cases(xml: &str) -> Vec<(String, Option<String>)> {
+        let mut reader = Reader::from_str(xml);
+        let mut cases = Vec::new();
+        loop {
+            match reader.read_event().unwrap() {
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"testcase" => {
+                    let name = e.try_get_attribute("name").unwrap().unwrap();
+                    let name = name.normalized_value(XmlVersion::Implicit1_0).unwrap();
+                    cases.push((name.into_owned(), None));
+                }
+                Event::Start(e) if e.name().as_ref() == b"failure" => {
+                    let m = e.try_get_attribute("message").unwrap().unwrap();
+                    let m = m.normalized_value(XmlVersion::Implicit1_0).unwrap();
+                    cases.last_mut().unwrap().1 = Some(m.into_owned());
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        cases
+    }
+
+    #[test]
+    fn one_case_per_threshold_and_a_failure_with_the_observed_value() {
+        let mut out = Vec::new();
+        super::write(&test_summary(), &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(
+            xml.contains(r#"<testsuite name="checkout &lt;flow&gt;" tests="2" failures="1""#),
+            "{xml}"
+        );
+        assert_eq!(
+            cases(&xml),
+            vec![
+                ("http_req_duration: p(95) < 500ms".to_string(), None),
+                (
+                    "step:list: error_rate < 0.01".to_string(),
+                    Some("observed 2%, expected error_rate < 0.01".to_string())
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_thresholds_is_an_empty_passing_suite() {
+        let mut summary = test_summary();
+        summary.thresholds.clear();
+        let mut out = Vec::new();
+        super::write(&summary, &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(xml.contains(r#"tests="0" failures="0""#), "{xml}");
+        assert!(cases(&xml).is_empty());
+    }
+}
