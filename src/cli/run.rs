@@ -63,6 +63,9 @@ pub struct RunArgs {
         hide_default_value = true
     )]
     threads: usize,
+    /// Serve live Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464
+    #[arg(long, env = "LOADCTL_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// No live progress on stderr (the summary is still printed)
     #[arg(short, long)]
     quiet: bool,
@@ -100,6 +103,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the output folder {}", dir.display()))?;
     }
+    // Bound before the run, so a taken port fails now, not after the test.
+    let metrics_listener = match args.metrics_addr {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("--metrics-addr: cannot listen on {addr}"))?;
+            listener.set_nonblocking(true)?;
+            Some(listener)
+        }
+        None => None,
+    };
     let plan = Arc::new(plan);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -110,12 +123,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
         let mut display = ProgressDisplay::new(args.quiet, plan.load.duration);
+        let latest = report::prometheus::Latest::default();
+        let stop_serving = CancellationToken::new();
+        if let Some(listener) = metrics_listener {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(report::prometheus::serve(
+                listener,
+                latest.clone(),
+                stop_serving.clone(),
+            ));
+        }
         let options = RunOptions {
             threads: args.threads,
+            live_stats: args.metrics_addr.is_some(),
         };
-        let result = runner::run(plan.clone(), options, |p| display.update(p), shutdown).await;
+        let on_progress = |p: &runner::Progress| {
+            display.update(p);
+            if let Some(text) = report::prometheus::render(p) {
+                *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+            }
+        };
+        let result = runner::run(plan.clone(), options, on_progress, shutdown).await;
+        stop_serving.cancel();
         display.finish();
-        result
+        anyhow::Ok(result?)
     })?;
     // The runtime's tasks (signal watcher, demo connections) end here.
     runtime.shutdown_background();

@@ -13,6 +13,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod progress;
+pub mod prometheus;
 pub mod table;
 
 use std::ffi::OsString;

@@ -2,15 +2,15 @@
 //! per-second series, and builds the final [`RunSummary`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{Progress, ShardMsg};
+use super::{LiveStats, Progress, ShardMsg};
 use crate::metrics::summary::{
     Cumulative, FailureEntry, RunInfo, RunSummary, SeriesPoint, ThresholdResult, SCHEMA_VERSION,
 };
 use crate::metrics::{latency_stats, Snapshot, StepRecorder};
 use crate::plan::threshold::{Aggregate, Metric};
-use crate::plan::Plan;
+use crate::plan::{MetricInfo, Plan};
 use crate::schedule::Shape;
 
 pub struct Collector {
@@ -26,10 +26,14 @@ pub struct Collector {
     shape: Shape,
     open: bool,
     duration: Option<Duration>,
+    /// Step names and methods, for live statistics.
+    metrics: Vec<MetricInfo>,
+    live_stats: bool,
+    start: Instant,
 }
 
 impl Collector {
-    pub fn new(plan: &Plan, threads: usize) -> Self {
+    pub fn new(plan: &Plan, threads: usize, live_stats: bool) -> Self {
         let open = plan.load.is_open();
         Collector {
             totals: Snapshot::new(plan.metrics.len(), open),
@@ -40,6 +44,9 @@ impl Collector {
             shape: plan.load.shape.clone(),
             open,
             duration: plan.load.duration,
+            metrics: plan.metrics.clone(),
+            live_stats,
+            start: Instant::now(),
         }
     }
 
@@ -134,6 +141,22 @@ impl Collector {
             started: p.started,
             rps: p.rps,
             p95_ms: p.latency_ms.get("p95"),
+            live: self.live_stats.then(|| self.live()),
+        }
+    }
+
+    fn live(&self) -> LiveStats {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        LiveStats {
+            totals: self.totals.total().stats("Aggregated", None, elapsed, &[]),
+            steps: self
+                .metrics
+                .iter()
+                .zip(&self.totals.steps)
+                .map(|(m, rec)| rec.stats(&m.name, m.method.clone(), elapsed, &[]))
+                .collect(),
+            iterations: self.totals.iterations,
+            dropped: self.totals.dropped,
         }
     }
 

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Connector;
-use crate::metrics::summary::{RunInfo, RunSummary};
+use crate::metrics::summary::{RunInfo, RunSummary, StepStats};
 use crate::metrics::Snapshot;
 use crate::plan::{BaseUrl, FeedMode, Model, Plan};
 use collector::Collector;
@@ -51,6 +51,18 @@ use user::UserContext;
 pub struct RunOptions {
     /// Generator threads; 0 means one per available core.
     pub threads: usize,
+    /// Fill [`Progress::live`] with per-step statistics every second (for
+    /// the live metrics endpoint; it costs a percentile pass per step).
+    pub live_stats: bool,
+}
+
+/// Cumulative per-step statistics of a run in progress.
+#[derive(Debug, Clone)]
+pub struct LiveStats {
+    pub totals: StepStats,
+    pub steps: Vec<StepStats>,
+    pub iterations: u64,
+    pub dropped: u64,
 }
 
 /// A once-a-second view of a run in progress.
@@ -73,6 +85,8 @@ pub struct Progress {
     pub rps: f64,
     /// p95 latency of the last second, in milliseconds.
     pub p95_ms: f64,
+    /// Everything so far, step by step, when [`RunOptions::live_stats`] is set.
+    pub live: Option<LiveStats>,
 }
 
 /// Runs a plan to completion (or until `shutdown`) and summarizes it.
@@ -134,7 +148,7 @@ pub async fn run(
     }
     drop(tx);
 
-    let mut collector = Collector::new(&plan, threads);
+    let mut collector = Collector::new(&plan, threads, options.live_stats);
     let deadline = plan
         .load
         .duration

@@ -347,3 +347,85 @@ fn a_missing_or_invalid_summary_is_named_and_exits_2() {
         .code(2)
         .stderr(predicates::str::contains("invalid.json"));
 }
+
+/// One plain HTTP/1.1 GET, for scraping the live metrics endpoint.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[test]
+fn live_metrics_are_served_during_the_run() {
+    let server = crate::server::TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let file = crate::write(
+        dir.path(),
+        "s.toml",
+        &crate::scenario(
+            &server.url(),
+            "users = 2\nduration = \"4s\"",
+            "[[flow.step]]\nname = \"get\"\npath = \"/slow/5\"",
+            "",
+        ),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("loadctl"))
+        .args(["run", "-q", "--metrics-addr", &addr])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Poll until a scrape shows requests (the first is collected after 1 s).
+    let mut scraped = None;
+    for _ in 0..60 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Some(text) = http_get(&addr, "/metrics") {
+            if text.contains("loadctl_requests_total{step=\"get\",status=\"200\"}") {
+                scraped = Some(text);
+                break;
+            }
+        }
+    }
+    let text = scraped.expect("the endpoint served request counters during the run");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("text/plain; version=0.0.4"));
+    assert!(text.contains("# TYPE loadctl_request_duration_seconds summary"));
+    assert!(text.contains("loadctl_request_duration_seconds{step=\"get\",quantile=\"0.99\"}"));
+    assert!(text.contains("loadctl_active_users 2\n"), "{text}");
+    let during: u64 = text
+        .lines()
+        .find(|l| l.starts_with("loadctl_requests_total{step=\"get\",status=\"200\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let s = crate::summary(dir.path());
+    let total = s["totals"]["requests"].as_u64().unwrap();
+    assert!(
+        during > 0 && during < total,
+        "a scrape mid-run sees part of the run: {during} of {total}"
+    );
+    assert!(
+        http_get(&addr, "/metrics").is_none(),
+        "the endpoint closes with the run"
+    );
+}
