@@ -21,11 +21,14 @@ ensure_nginx() {
     NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 }
 
-# start_nginx DIR PORT CORE: one nginx worker pinned to CORE, serving a
-# small body on 127.0.0.1:PORT, logging one line per request to
-# DIR/access.log (so the server-side count is `wc -l`).
+# start_nginx DIR PORT CORE [LOG]: one nginx worker pinned to CORE,
+# serving a small body on 127.0.0.1:PORT, logging one line per request to
+# DIR/access.log (so the server-side count is `wc -l`). LOG=off turns the
+# log off, so the server has more headroom when the generator is measured.
 start_nginx() {
-    local dir=$1 port=$2 core=$3
+    local dir=$1 port=$2 core=$3 log=${4:-on}
+    local access_log="access_log $dir/access.log;"
+    [ "$log" = off ] && access_log="access_log off;"
     mkdir -p "$dir"
     # nginx's workers run as an unprivileged user: the folders it serves
     # from (mktemp makes them 0700) must be readable, or every answer is 403.
@@ -39,7 +42,7 @@ error_log $dir/error.log;
 daemon on;
 events { worker_connections 20000; }
 http {
-    access_log $dir/access.log;
+    $access_log
     keepalive_requests 100000000;
     server {
         listen 127.0.0.1:$port backlog=4096;

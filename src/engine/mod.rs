@@ -30,7 +30,7 @@ use crate::metrics::ErrorKind;
 use crate::plan::{Endpoint, HttpVersion, TargetPlan};
 
 pub use check::check;
-pub use request::{build, BuiltRequest};
+pub use request::{build, Prepared};
 
 /// A failed request: its kind, and a message fit for reports (no secrets,
 /// no per-request ids, so equal failures group together).
@@ -168,7 +168,12 @@ where
         tokio::spawn(conn);
         Ok(Sender::H2(sender))
     } else {
-        let (sender, conn) = http1::handshake(io).await.map_err(handshake_failed)?;
+        // One flattened write per request beats writev for small requests.
+        let (sender, conn) = http1::Builder::new()
+            .writev(false)
+            .handshake(io)
+            .await
+            .map_err(handshake_failed)?;
         tokio::spawn(conn);
         Ok(Sender::H1(sender))
     }

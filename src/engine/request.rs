@@ -1,8 +1,12 @@
 //! Building a request from a step: templates rendered, headers merged.
+//!
+//! A step with no template at all is built once per user as a
+//! [`Prepared`] request and cloned for every send: the header map is
+//! copied, the URI and body share their bytes, nothing is rendered.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
-use http::Request;
+use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::Full;
 use minijinja::Value;
 
@@ -12,20 +16,40 @@ use crate::plan::{Plan, StepPlan};
 
 const DEFAULT_USER_AGENT: &str = concat!("loadctl/", env!("CARGO_PKG_VERSION"));
 
-pub struct BuiltRequest {
-    pub request: Request<Full<Bytes>>,
+/// A request ready to send, kept apart so it can be sent many times.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
     /// Request line, headers and body, as sent over HTTP/1.1.
     pub bytes_out: u64,
 }
 
-/// Renders the step's templates with `ctx` and builds the request. Target
-/// headers come first; a step header of the same name replaces it.
+impl Prepared {
+    /// A request to send; cheap to make again and again.
+    pub fn request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+/// Renders the step's templates with `ctx` and prepares the request.
+/// Target headers come first; a step header of the same name replaces it.
 pub fn build(
     plan: &Plan,
     connector: &Connector,
     step: &StepPlan,
     ctx: &Value,
-) -> Result<BuiltRequest, Failure> {
+) -> Result<Prepared, Failure> {
     let render = |part| {
         plan.templates
             .render(part, ctx)
@@ -39,10 +63,7 @@ pub fn build(
             format!("path `{path}` does not form a valid URI"),
         )
     })?;
-    let mut builder = Request::builder().method(step.method.clone()).uri(uri);
-    let headers = builder
-        .headers_mut()
-        .expect("a builder given a parsed method and URI holds no error");
+    let mut headers = HeaderMap::with_capacity(plan.target.headers.len() + step.headers.len() + 3);
     headers.insert(
         HOST,
         HeaderValue::from_str(&connector.host_header())
@@ -77,9 +98,11 @@ pub fn build(
         + step.method.as_str().len()
         + full_path.len()
         + " HTTP/1.1\r\n\r\n".len();
-    let bytes_out = (head + body.len()) as u64;
-    let request = builder
-        .body(Full::new(body))
-        .expect("a builder given a parsed method and URI holds no error");
-    Ok(BuiltRequest { request, bytes_out })
+    Ok(Prepared {
+        method: step.method.clone(),
+        uri,
+        headers,
+        bytes_out: (head + body.len()) as u64,
+        body,
+    })
 }

@@ -26,7 +26,8 @@ pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) 
         let mut user = User::new(id, &users);
         let mut target = target_rx.clone();
         let (shared, stop, active) = (users.shared.clone(), users.stop.clone(), active.clone());
-        tasks.spawn_local(async move {
+        let watch = user.watch();
+        tasks.spawn_local(watch.until_hard_stop(async move {
             // Counted as active from when it runs until it parks or ends,
             // including the moments between its iterations.
             let mut running = Running::new(active);
@@ -51,7 +52,7 @@ pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) 
                 // say) must not starve the thread's other tasks.
                 tokio::task::yield_now().await;
             }
-        });
+        }));
     }
     let control = async {
         let mut tick = tokio::time::interval(CONTROL_EVERY);

@@ -39,7 +39,8 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     for id in ctx.share(model.max_users) {
         let mut user = User::new(id, &users);
         let (queue, stop, active) = (queue.clone(), users.stop.clone(), active.clone());
-        slots.spawn_local(async move {
+        let watch = user.watch();
+        slots.spawn_local(watch.until_hard_stop(async move {
             loop {
                 let next = queue.due.borrow_mut().pop_front();
                 match next {
@@ -67,7 +68,7 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
                     }
                 }
             }
-        });
+        }));
     }
 
     let threads = ctx.threads as f64;

@@ -1,7 +1,7 @@
 //! A virtual user: runs flow iterations on its own connection and records
 //! every request it sends.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use minijinja::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::engine::{self, Connector, Failure, Session};
+use crate::engine::{self, Connector, Failure, Prepared, Session};
 use crate::metrics::{ErrorKind, Sample, Snapshot};
 use crate::plan::{Plan, StepPlan};
 
@@ -40,8 +40,10 @@ pub struct User {
     start: Instant,
     stop: CancellationToken,
     hard_stop: CancellationToken,
-    /// Per step: whether anything in its request is a template.
-    templated: Vec<bool>,
+    /// Per step: the request, when nothing in it is a template.
+    prepared: Vec<Option<Prepared>>,
+    /// The request being sent now, so a hard stop can count it as aborted.
+    in_flight: Rc<Cell<Option<InFlight>>>,
     /// Values extracted so far; they live as long as the user.
     extracted: BTreeMap<String, Value>,
     iteration: u64,
@@ -63,16 +65,22 @@ impl User {
     pub fn new(id: u64, ctx: &UserContext) -> Self {
         let plan = ctx.plan.clone();
         let flow = flow_for_user(&plan, id);
-        let templated = plan.flows[flow]
+        // Requests with no template are built once, here, and cloned per send.
+        let prepared = plan.flows[flow]
             .steps
             .iter()
             .map(|s| {
-                !s.path.is_static()
-                    || s.headers
+                let fixed = s.path.is_static()
+                    && s.headers
                         .iter()
                         .chain(&plan.target.headers)
-                        .any(|(_, p)| !p.is_static())
-                    || s.body.as_ref().is_some_and(|b| !b.is_static())
+                        .all(|(_, p)| p.is_static())
+                    && s.body.as_ref().is_none_or(|b| b.is_static());
+                if fixed {
+                    engine::build(&plan, &ctx.connector, s, &Value::UNDEFINED).ok()
+                } else {
+                    None
+                }
             })
             .collect();
         User {
@@ -85,7 +93,8 @@ impl User {
             start: ctx.start,
             stop: ctx.stop.clone(),
             hard_stop: ctx.hard_stop.clone(),
-            templated,
+            prepared,
+            in_flight: Rc::default(),
             extracted: BTreeMap::new(),
             iteration: 0,
             plan,
@@ -117,26 +126,31 @@ impl User {
                 end = IterationEnd::Stopped;
                 break;
             }
-            let ctx = if self.templated[i] {
-                self.context(&rows)
-            } else {
-                Value::UNDEFINED
-            };
-            let hard_stop = self.hard_stop.clone();
             let sent = Instant::now();
-            let outcome = tokio::select! {
-                biased;
-                outcome = self.exchange(step, &ctx) => outcome,
-                _ = hard_stop.cancelled() => Outcome::failed(
-                    (ErrorKind::Aborted, "still in flight when the run stopped".to_string()),
-                    0,
-                ),
-            };
-            let done = Instant::now();
             let waited_from = match intended {
                 Some(t) if i == 0 => t.min(sent),
                 _ => sent,
             };
+            self.in_flight.set(Some(InFlight {
+                metric: step.metric,
+                sent,
+                waited_from,
+            }));
+            let outcome = match &self.prepared[i] {
+                Some(prepared) => {
+                    let prepared = prepared.clone();
+                    self.send(step, &prepared).await
+                }
+                None => {
+                    let ctx = self.context(&rows);
+                    match engine::build(&self.plan, &self.connector, step, &ctx) {
+                        Ok(prepared) => self.send(step, &prepared).await,
+                        Err(f) => Outcome::failed(f, 0),
+                    }
+                }
+            };
+            self.in_flight.set(None);
+            let done = Instant::now();
             let failure = outcome.failure.map(|(kind, message)| {
                 (kind, self.redact(message, &outcome.secret_headers, &rows))
             });
@@ -151,7 +165,7 @@ impl User {
                 bytes_out: outcome.bytes_out,
                 body_bytes: outcome.body_bytes,
             };
-            let at = self.start.elapsed().as_secs();
+            let at = (done - self.start).as_secs();
             self.recorder.borrow_mut().record(&sample, at);
             self.extracted.extend(outcome.extracted);
             if failed {
@@ -246,22 +260,21 @@ impl User {
         message
     }
 
-    async fn exchange(&mut self, step: &StepPlan, ctx: &Value) -> Outcome {
-        let built = match engine::build(&self.plan, &self.connector, step, ctx) {
-            Ok(b) => b,
-            Err(f) => return Outcome::failed(f, 0),
-        };
-        let bytes_out = built.bytes_out;
+    async fn send(&mut self, step: &StepPlan, prepared: &Prepared) -> Outcome {
+        let bytes_out = prepared.bytes_out;
         // HeaderValues share their bytes, so keeping the secret ones for a
         // possible failure message costs no copy.
-        let secret_headers: Vec<HeaderValue> = built
-            .request
+        let secret_headers: Vec<HeaderValue> = prepared
             .headers()
             .iter()
             .filter(|(name, _)| self.plan.secrets.headers.contains(name))
             .map(|(_, value)| value.clone())
             .collect();
-        match self.session.send(built.request, step.needs_body()).await {
+        match self
+            .session
+            .send(prepared.request(), step.needs_body())
+            .await
+        {
             Err(f) => Outcome {
                 secret_headers,
                 ..Outcome::failed(f, bytes_out)
@@ -319,6 +332,62 @@ impl Outcome {
             body_bytes: 0,
             extracted: Vec::new(),
             secret_headers: Vec::new(),
+        }
+    }
+}
+
+/// A request on its way: enough to count it as aborted.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlight {
+    metric: usize,
+    sent: Instant,
+    waited_from: Instant,
+}
+
+/// Watches one user's task for the hard stop.
+pub struct Watch {
+    in_flight: Rc<Cell<Option<InFlight>>>,
+    recorder: Rc<RefCell<Snapshot>>,
+    start: Instant,
+    hard_stop: CancellationToken,
+}
+
+impl User {
+    pub fn watch(&self) -> Watch {
+        Watch {
+            in_flight: self.in_flight.clone(),
+            recorder: self.recorder.clone(),
+            start: self.start,
+            hard_stop: self.hard_stop.clone(),
+        }
+    }
+}
+
+impl Watch {
+    /// Runs `work` (the user's loop) until it ends or the hard stop fires.
+    /// On a hard stop the request in flight, if any, is counted as an
+    /// `aborted` failure: it was sent, so it must be counted once. Watching
+    /// here, once per user, keeps the hard stop off the per-request path.
+    pub async fn until_hard_stop(self, work: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            biased;
+            _ = work => {}
+            _ = self.hard_stop.cancelled() => {
+                if let Some(f) = self.in_flight.take() {
+                    let now = Instant::now();
+                    let sample = Sample {
+                        metric: f.metric,
+                        latency_us: (now - f.waited_from).as_micros() as u64,
+                        service_us: (now - f.sent).as_micros() as u64,
+                        status: None,
+                        failure: Some((ErrorKind::Aborted, "still in flight when the run stopped".to_string())),
+                        bytes_in: 0,
+                        bytes_out: 0,
+                        body_bytes: 0,
+                    };
+                    self.recorder.borrow_mut().record(&sample, (now - self.start).as_secs());
+                }
+            }
         }
     }
 }
