@@ -255,6 +255,11 @@ impl StepRecorder {
         &self.latency
     }
 
+    /// Service time; the latency histogram itself in the closed model.
+    pub fn service_histogram(&self) -> &Histogram<u64> {
+        self.service.as_ref().unwrap_or(&self.latency)
+    }
+
     /// Summarizes this recorder. `extra_percentiles` adds percentiles that
     /// thresholds ask for beyond the standard set.
     pub fn stats(
@@ -319,22 +324,50 @@ impl StepRecorder {
 pub const STANDARD_PERCENTILES: [f64; 10] =
     [50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99];
 
-/// Turns a microsecond histogram into millisecond statistics.
-pub fn latency_stats(h: &Histogram<u64>, extra_percentiles: &[f64]) -> Latency {
-    let mut map = BTreeMap::new();
-    let ms = |us: u64| us as f64 / 1000.0;
+/// The standard latency statistics of a histogram in a fixed order, in
+/// milliseconds: `min`, `mean`, `max`, then [`STANDARD_PERCENTILES`]. A
+/// compact form for values kept in bulk (the per-second series); `None`
+/// for an empty histogram.
+pub type FixedLatency = Option<[f64; 3 + STANDARD_PERCENTILES.len()]>;
+
+pub fn fixed_latency(h: &Histogram<u64>) -> FixedLatency {
     if h.is_empty() {
-        return Latency(map);
+        return None;
     }
-    map.insert("min".to_string(), ms(h.min()));
-    map.insert("mean".to_string(), h.mean() / 1000.0);
-    map.insert("max".to_string(), ms(h.max()));
-    for p in STANDARD_PERCENTILES.iter().chain(extra_percentiles) {
-        if *p < 100.0 {
-            map.insert(Latency::key(*p), ms(h.value_at_quantile(p / 100.0)));
-        }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut out = [0.0; 3 + STANDARD_PERCENTILES.len()];
+    out[0] = ms(h.min());
+    out[1] = h.mean() / 1000.0;
+    out[2] = ms(h.max());
+    for (slot, p) in out[3..].iter_mut().zip(STANDARD_PERCENTILES) {
+        *slot = ms(h.value_at_quantile(p / 100.0));
+    }
+    Some(out)
+}
+
+/// Expands [`FixedLatency`] into the summary's map form.
+pub fn expand_latency(fixed: &FixedLatency) -> Latency {
+    let mut map = BTreeMap::new();
+    if let Some(values) = fixed {
+        let keys = ["min", "mean", "max"]
+            .map(str::to_string)
+            .into_iter()
+            .chain(STANDARD_PERCENTILES.iter().map(|p| Latency::key(*p)));
+        map.extend(keys.zip(values.iter().copied()));
     }
     Latency(map)
+}
+
+/// Turns a microsecond histogram into millisecond statistics.
+pub fn latency_stats(h: &Histogram<u64>, extra_percentiles: &[f64]) -> Latency {
+    let mut latency = expand_latency(&fixed_latency(h));
+    if !h.is_empty() {
+        for p in extra_percentiles.iter().filter(|p| **p < 100.0) {
+            let value = h.value_at_quantile(p / 100.0) as f64 / 1000.0;
+            latency.0.insert(Latency::key(*p), value);
+        }
+    }
+    latency
 }
 
 fn ratio(a: u64, b: u64) -> f64 {

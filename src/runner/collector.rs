@@ -8,7 +8,7 @@ use super::{LiveStats, Progress, ShardMsg};
 use crate::metrics::summary::{
     Cumulative, FailureEntry, RunInfo, RunSummary, SeriesPoint, ThresholdResult, SCHEMA_VERSION,
 };
-use crate::metrics::{latency_stats, Snapshot, StepRecorder};
+use crate::metrics::{expand_latency, fixed_latency, FixedLatency, Snapshot, StepRecorder};
 use crate::plan::threshold::{Aggregate, Metric};
 use crate::plan::{MetricInfo, Plan};
 use crate::schedule::Shape;
@@ -22,7 +22,7 @@ pub struct Collector {
     pending: BTreeMap<u64, (Snapshot, u64)>,
     /// The latest second each thread has reported (u64::MAX when done).
     reported: Vec<u64>,
-    series: Vec<SeriesPoint>,
+    series: Vec<Point>,
     shape: Shape,
     open: bool,
     duration: Option<Duration>,
@@ -99,15 +99,8 @@ impl Collector {
             }
             let (second, (snapshot, users)) = entry.remove_entry();
             let total = snapshot.total();
-            let stats = total.stats("", None, 1.0, &[]);
             self.so_far.merge(&total);
-            let cumulative = Cumulative {
-                requests: self.so_far.requests(),
-                failures: self.so_far.failures(),
-                body_bytes: self.so_far.body_bytes(),
-                latency_ms: latency_stats(self.so_far.histogram(), &[]),
-            };
-            self.series.push(SeriesPoint {
+            self.series.push(Point {
                 t: second,
                 target: self.target(second),
                 users,
@@ -117,9 +110,12 @@ impl Collector {
                 dropped: snapshot.dropped,
                 rps: total.requests() as f64,
                 bytes_in: total.bytes_in(),
-                latency_ms: stats.latency_ms,
-                service_time_ms: stats.service_time_ms,
-                cumulative,
+                latency: fixed_latency(total.histogram()),
+                service_time: fixed_latency(total.service_histogram()),
+                so_far_requests: self.so_far.requests(),
+                so_far_failures: self.so_far.failures(),
+                so_far_body_bytes: self.so_far.body_bytes(),
+                so_far_latency: fixed_latency(self.so_far.histogram()),
             });
             done.push(self.series.len() - 1);
         }
@@ -140,7 +136,7 @@ impl Collector {
             dropped: self.totals.dropped,
             started: p.started,
             rps: p.rps,
-            p95_ms: p.latency_ms.get("p95"),
+            p95_ms: expand_latency(&p.latency).get("p95"),
             live: self.live_stats.then(|| self.live()),
         }
     }
@@ -227,7 +223,7 @@ impl Collector {
             achieved_rate,
             thresholds: Vec::new(),
             thresholds_passed: true,
-            series: self.series,
+            series: self.series.iter().map(Point::expand).collect(),
             failures,
         };
         summary.thresholds = plan
@@ -246,5 +242,50 @@ impl Collector {
             .collect();
         summary.thresholds_passed = summary.thresholds.iter().all(|t| t.passed);
         summary
+    }
+}
+
+/// A series point as kept during the run: latency as fixed arrays rather
+/// than maps (about 400 bytes a second instead of about 3 KB), so even a
+/// long run's series stays small. Expanded into a [`SeriesPoint`] at the end.
+struct Point {
+    t: u64,
+    target: f64,
+    users: u64,
+    requests: u64,
+    failures: u64,
+    started: u64,
+    dropped: u64,
+    rps: f64,
+    bytes_in: u64,
+    latency: FixedLatency,
+    service_time: FixedLatency,
+    so_far_requests: u64,
+    so_far_failures: u64,
+    so_far_body_bytes: u64,
+    so_far_latency: FixedLatency,
+}
+
+impl Point {
+    fn expand(&self) -> SeriesPoint {
+        SeriesPoint {
+            t: self.t,
+            target: self.target,
+            users: self.users,
+            requests: self.requests,
+            failures: self.failures,
+            started: self.started,
+            dropped: self.dropped,
+            rps: self.rps,
+            bytes_in: self.bytes_in,
+            latency_ms: expand_latency(&self.latency),
+            service_time_ms: expand_latency(&self.service_time),
+            cumulative: Cumulative {
+                requests: self.so_far_requests,
+                failures: self.so_far_failures,
+                body_bytes: self.so_far_body_bytes,
+                latency_ms: expand_latency(&self.so_far_latency),
+            },
+        }
     }
 }
