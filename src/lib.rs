@@ -7,7 +7,8 @@
 //! ```text
 //! scenario.toml ─scenario::load─▶ Scenario   what the user wrote, with spans
 //!   + flags, LOADCTL_* ─plan::compile─▶ Plan  validated, templates compiled
-//! Plan ─runner::run─▶ generator threads: users loop over their flow
+//! Plan ─runner::run─▶ generator threads, one current-thread runtime each
+//!        schedule::Shape   users(t) or rate(t); arrival instants (when)
 //!        engine::Session   sends one request on the user's connection (how)
 //!        metrics::Snapshot records it, lock-free, per thread
 //!      ─collector─▶ RunSummary                the one result contract
@@ -18,11 +19,15 @@
 //! - [`diag`]: problems with their location, for `validate` and `run`.
 //! - [`scenario`]: the only module that knows TOML.
 //! - [`plan`]: the only module that judges meaning; thresholds and templates.
-//! - [`runner`]: one run end to end; decides *when* (start, stop, users).
+//! - [`schedule`]: every load pattern as one list of linear stages, and the
+//!   open model's arrival instants; pure time arithmetic, no HTTP.
+//! - [`runner`]: one run end to end, the single entry point for every front
+//!   end; applies the schedule (closed: user count, open: arrivals), stops
+//!   on the pattern's end, the iteration budget or the shutdown token.
 //! - [`engine`]: *how* one request is sent (hyper, rustls), checked, extracted.
 //! - [`metrics`]: HdrHistograms and counters; [`metrics::summary::RunSummary`].
 //! - [`report`]: one file per output format, the list of files `run --out`
-//!   writes, run comparison, and live progress.
+//!   writes, run comparison, live progress and live Prometheus metrics.
 //! - [`demo`]: the built-in demo target.
 //! - [`cli`]: thin clap adapters, one file per subcommand.
 

@@ -102,6 +102,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     for dir in args.out.iter().map(PathBuf::as_path).chain(csv_dir) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the output folder {}", dir.display()))?;
+        // A folder that exists but cannot be written would lose the results
+        // after the run: try a write now.
+        let probe = dir.join(format!(".loadctl-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("the output folder {} cannot be written", dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
     }
     // Bound before the run, so a taken port fails now, not after the test.
     let metrics_listener = match args.metrics_addr {

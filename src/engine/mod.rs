@@ -32,6 +32,9 @@ use crate::plan::{Endpoint, HttpVersion, TargetPlan};
 pub use check::check;
 pub use request::{build, Prepared};
 
+/// The largest body kept for `expect` checks or extraction.
+const MAX_KEPT_BODY: usize = 10 << 20;
+
 /// A failed request: its kind, and a message fit for reports (no secrets,
 /// no per-request ids, so equal failures group together).
 pub type Failure = (ErrorKind, String);
@@ -139,6 +142,14 @@ impl Connector {
         match &self.tls {
             Some(tls) => {
                 let (stream, h2) = tls.connect(tcp).await?;
+                // `http = "2"` means HTTP/2 or nothing: falling back to
+                // HTTP/1.1 would measure something else than asked.
+                if self.http == HttpVersion::Http2 && !h2 {
+                    return Err((
+                        ErrorKind::Protocol,
+                        "the server did not agree to HTTP/2 (ALPN)".to_string(),
+                    ));
+                }
                 handshake(TokioIo::new(stream), h2).await
             }
             None => handshake(TokioIo::new(tcp), self.http == HttpVersion::Http2).await,
@@ -298,6 +309,17 @@ async fn read_response(
         if let Some(data) = frame.data_ref() {
             body_bytes += data.len() as u64;
             if let Some(buf) = kept.as_mut() {
+                // Checks and extraction read the body from memory; a body
+                // bigger than this would make memory grow with each user.
+                if buf.len() + data.len() > MAX_KEPT_BODY {
+                    return Err((
+                        ErrorKind::Body,
+                        format!(
+                            "the body is over {} MiB, too big to check",
+                            MAX_KEPT_BODY >> 20
+                        ),
+                    ));
+                }
                 buf.extend_from_slice(data);
             }
         }

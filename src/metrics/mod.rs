@@ -21,6 +21,8 @@ use self::summary::{FailureEntry, Latency, StepStats};
 /// cannot grow memory without bound.
 const MAX_FAILURE_MESSAGES: usize = 64;
 const SIGNIFICANT_DIGITS: u8 = 3;
+/// Where failures beyond the distinct-message cap are counted.
+const OTHER_MESSAGES: &str = "(other messages of this kind)";
 /// Latencies are clamped to one hour, which bounds a histogram's size even
 /// for a request that hangs longer than any timeout should allow.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -156,28 +158,35 @@ impl StepRecorder {
         if let Some((kind, message)) = &s.failure {
             self.failures += 1;
             self.errors[*kind as usize] += 1;
-            let key = (*kind, message.clone());
-            if let Some(c) = self.messages.get_mut(&key) {
-                c.count += 1;
-                c.last_seen_s = at_s;
-            } else if self.messages.len() < MAX_FAILURE_MESSAGES {
-                self.messages.insert(
-                    key,
-                    FailureCount {
-                        count: 1,
-                        first_seen_s: at_s,
-                        last_seen_s: at_s,
-                    },
-                );
-            } else {
-                let overflow = (*kind, "(other messages of this kind)".to_string());
-                let c = self.messages.entry(overflow).or_insert(FailureCount {
-                    count: 0,
-                    first_seen_s: at_s,
-                    last_seen_s: at_s,
-                });
-                c.count += 1;
-                c.last_seen_s = at_s;
+            let seen = FailureCount {
+                count: 1,
+                first_seen_s: at_s,
+                last_seen_s: at_s,
+            };
+            self.add_failure(*kind, message, &seen);
+        }
+    }
+
+    /// Counts failures under their message, or, once a step has
+    /// [`MAX_FAILURE_MESSAGES`] distinct ones, under their kind alone. Both
+    /// recording and merging go through here, so the cap holds for the
+    /// run's totals too, however many seconds and threads feed them.
+    fn add_failure(&mut self, kind: ErrorKind, message: &str, seen: &FailureCount) {
+        let key = (kind, message.to_string());
+        let key = if self.messages.contains_key(&key) || self.messages.len() < MAX_FAILURE_MESSAGES
+        {
+            key
+        } else {
+            (kind, OTHER_MESSAGES.to_string())
+        };
+        match self.messages.get_mut(&key) {
+            Some(mine) => {
+                mine.count += seen.count;
+                mine.first_seen_s = mine.first_seen_s.min(seen.first_seen_s);
+                mine.last_seen_s = mine.last_seen_s.max(seen.last_seen_s);
+            }
+            None => {
+                self.messages.insert(key, seen.clone());
             }
         }
     }
@@ -221,17 +230,8 @@ impl StepRecorder {
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
             *mine += theirs;
         }
-        for (key, c) in &other.messages {
-            match self.messages.get_mut(key) {
-                Some(mine) => {
-                    mine.count += c.count;
-                    mine.first_seen_s = mine.first_seen_s.min(c.first_seen_s);
-                    mine.last_seen_s = mine.last_seen_s.max(c.last_seen_s);
-                }
-                None => {
-                    self.messages.insert(key.clone(), c.clone());
-                }
-            }
+        for ((kind, message), c) in &other.messages {
+            self.add_failure(*kind, message, c);
         }
     }
 
@@ -487,6 +487,23 @@ mod tests {
         let entries = s.steps[0].failure_entries("a", "GET");
         assert_eq!(entries.len(), MAX_FAILURE_MESSAGES + 1);
         assert_eq!(entries.iter().map(|e| e.count).sum::<u64>(), 1000);
+    }
+
+    #[test]
+    fn the_message_cap_holds_across_merges() {
+        let mut total = Snapshot::new(1, false);
+        for second in 0..50 {
+            let mut s = Snapshot::new(1, false);
+            for i in 0..10 {
+                let mut x = sample(0, 10, Some(ErrorKind::Status));
+                x.failure = Some((ErrorKind::Status, format!("id {second}-{i}")));
+                s.record(&x, second);
+            }
+            total.merge(&s);
+        }
+        let entries = total.steps[0].failure_entries("a", "GET");
+        assert_eq!(entries.len(), MAX_FAILURE_MESSAGES + 1);
+        assert_eq!(entries.iter().map(|e| e.count).sum::<u64>(), 500);
     }
 
     #[test]

@@ -21,6 +21,11 @@ const DEFAULT_MAX_WAITING: u64 = 100_000;
 const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(2);
 const DEFAULT_CHANGE_EVERY: Duration = Duration::from_secs(5);
 const DEFAULT_BURST_LENGTH: Duration = Duration::from_secs(1);
+/// A pattern's stages are kept in memory and walked every 100 ms; beyond
+/// this many, a period or interval is too short for the duration.
+const MAX_STAGES: usize = 100_000;
+/// Below one arrival in about 17 minutes, a rate is a mistake.
+const MIN_RATE: f64 = 0.001;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Model {
@@ -150,6 +155,18 @@ impl Compiler<'_> {
             (None, Some(v)) if reads.contains(&value_key) => Some((v.value, Some(v.span))),
             _ => None,
         };
+        if open && o.users.is_some() {
+            self.diags.error(
+                None,
+                "--users applies to the closed model; the open model takes --rate and --max-users",
+            );
+        }
+        if o.seed.is_some() && pattern_name != "random" {
+            self.diags.error(
+                None,
+                format!("--seed applies to the random pattern, not {pattern_name}"),
+            );
+        }
         if value_flag.is_some() && !reads.contains(&value_key) {
             self.diags.error(
                 None,
@@ -451,13 +468,9 @@ impl Compiler<'_> {
                 max_waiting: max_waiting?,
             })
         } else {
-            for (flag, name) in [(o.max_users.is_some(), "--max-users")] {
-                if flag {
-                    self.diags.error(
-                        None,
-                        format!("{name} applies to the open model (set a rate)"),
-                    );
-                }
+            if o.max_users.is_some() {
+                self.diags
+                    .error(None, "--max-users applies to the open model (set a rate)");
             }
             Model::Closed
         };
@@ -473,6 +486,15 @@ impl Compiler<'_> {
             },
         };
         let pattern = pattern.filter(|_| known_pattern)?;
+        if let Some(stages) = pattern.stage_count() {
+            if stages > MAX_STAGES {
+                self.diags.error(
+                    l.span.clone(),
+                    format!("[load] this pattern would need {stages} stages (the limit is {MAX_STAGES}): its period or interval is too short for its duration"),
+                );
+                return None;
+            }
+        }
         let shape = pattern.shape();
         let users = match &model {
             Model::Closed => shape.peak().round() as u64,
@@ -544,6 +566,12 @@ impl Compiler<'_> {
             self.diags.error(
                 span,
                 format!("{label} = {value} is more than the limit of {max}"),
+            );
+            None
+        } else if open && value > 0.0 && value < MIN_RATE {
+            self.diags.error(
+                span,
+                format!("{label} = {value} is below the smallest rate, {MIN_RATE} per second"),
             );
             None
         } else if !open && value.fract() != 0.0 {

@@ -864,6 +864,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if d.is_negative() || d.is_zero() {
         return Err(format!("`{text}` must be more than zero"));
     }
+    // A year is longer than any load test; beyond it, instants overflow.
+    if d > jiff::SignedDuration::from_hours(24 * 366) {
+        return Err(format!("`{text}` is longer than the limit of a year"));
+    }
     Duration::try_from(d).map_err(|_| format!("`{text}` is out of range"))
 }
 
@@ -916,9 +920,17 @@ fn parse_status(spec: &StatusSpec) -> Result<(u16, u16), String> {
 
 /// Parses `http[s]://host[:port][/base/path]`.
 pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    // Errors quote the URL without its credentials, if it has any.
+    let shown = match (text.find("://"), text.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…{}", &text[..scheme_end], &text[at..])
+        }
+        _ => text.to_string(),
+    };
+    let text_for_errors = shown.as_str();
     let uri: http::Uri = text
         .parse()
-        .map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+        .map_err(|e| format!("`{text_for_errors}` is not a URL ({e})"))?;
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
@@ -927,11 +939,15 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
                 "scheme `{other}` is not supported; use http or https"
             ))
         }
-        None => return Err(format!("`{text}` needs a scheme, e.g. http://{text}")),
+        None => {
+            return Err(format!(
+                "`{text_for_errors}` needs a scheme, e.g. http://{text_for_errors}"
+            ))
+        }
     };
     let authority = uri
         .authority()
-        .ok_or_else(|| format!("`{text}` has no host"))?;
+        .ok_or_else(|| format!("`{text_for_errors}` has no host"))?;
     if authority.as_str().contains('@') {
         return Err("credentials in the URL are not supported; use an Authorization header".into());
     }
@@ -940,7 +956,7 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     if host.is_empty() {
-        return Err(format!("`{text}` has no host"));
+        return Err(format!("`{text_for_errors}` has no host"));
     }
     if uri.query().is_some() {
         return Err("the base URL cannot have a query; put it in the step's path".into());

@@ -305,7 +305,11 @@ fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
         (Unit::Ms, "us" | "µs") => n / 1000.0,
         (Unit::Ms, "s") => n * 1000.0,
         (Unit::Ms, "m") => n * 60_000.0,
-        (Unit::Ratio, "") => n,
+        // A fraction; "5" for 5% would be a gate that can never fail.
+        (Unit::Ratio, "") if (0.0..=1.0).contains(&n) => n,
+        (Unit::Ratio, "") => {
+            return Err(format!("`{text}`: a rate is a fraction from 0 to 1; for a percentage write `{n}%`"))
+        }
         (Unit::Ratio, "%") => n / 100.0,
         (Unit::PerSecond | Unit::Count, "") => n,
         (Unit::PerSecond, "/s") => n,
@@ -353,5 +357,6 @@ mod tests {
         assert!(parse_flag("http_req_duration: p(95) < 5%", &steps()).is_err());
         assert!(parse_flag("http_req_duration: p(101) < 5", &steps()).is_err());
         assert!(parse_flag("http_req_duration: p(95) 5", &steps()).is_err());
+        assert!(parse_flag("http_req_failed: rate < 5", &steps()).is_err());
     }
 }

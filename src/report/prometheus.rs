@@ -194,7 +194,11 @@ pub async fn serve(listener: TcpListener, latest: Latest, shutdown: Cancellation
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(_) => continue,
+                // Out of file descriptors, say: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
             },
             _ = shutdown.cancelled() => return,
         };

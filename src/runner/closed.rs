@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::user::{IterationEnd, User, UserContext};
-use super::ShardContext;
+use super::{Running, ShardContext};
 
 /// How often the user count is recomputed from the pattern.
 const CONTROL_EVERY: Duration = Duration::from_millis(100);
@@ -65,32 +65,5 @@ pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) 
     tokio::select! {
         _ = control => {}
         _ = super::join_all(tasks) => {}
-    }
-}
-
-/// A user's share of the thread's active-user count; it leaves the count
-/// when dropped, however the user's task ends.
-struct Running {
-    active: Rc<Cell<u64>>,
-    on: bool,
-}
-
-impl Running {
-    fn new(active: Rc<Cell<u64>>) -> Self {
-        Running { active, on: false }
-    }
-
-    fn set(&mut self, on: bool) {
-        if on != self.on {
-            self.on = on;
-            let n = self.active.get();
-            self.active.set(if on { n + 1 } else { n - 1 });
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.set(false);
     }
 }

@@ -97,6 +97,7 @@ pub async fn run(
     mut on_progress: impl FnMut(&Progress) + Send,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunSummary> {
+    ensure_open_files(plan.load.users, plan.target.base == BaseUrl::Demo)?;
     let demo = match plan.target.base {
         BaseUrl::Demo => Some(
             crate::demo::start()
@@ -166,12 +167,14 @@ pub async fn run(
                 None => break,
             },
             _ = sleep_until_opt(deadline), if hard_deadline.is_none() => {
+                shared.mark_stopped(start);
                 stop.cancel();
                 hard_deadline = Some(tokio::time::Instant::now() + plan.load.graceful_stop);
             }
             _ = shutdown.cancelled(), if !interrupted => {
                 interrupted = true;
                 if hard_deadline.is_none() {
+                    shared.mark_stopped(start);
                     stop.cancel();
                     hard_deadline = Some(tokio::time::Instant::now() + plan.load.graceful_stop);
                 } else {
@@ -222,6 +225,26 @@ pub async fn run(
     Ok(collector.finish(&plan, info))
 }
 
+/// Raises the soft open-files limit to the hard limit, and refuses to
+/// start a run that could not open a connection per user: failing before
+/// the first request beats failing a thousand connects into the run.
+fn ensure_open_files(users: u64, demo: bool) -> anyhow::Result<()> {
+    // The runtime, listeners, output files, a TLS root store on disk.
+    const MARGIN: u64 = 64;
+    // The demo target runs in this process: each connection is two sockets.
+    let needed = users
+        .saturating_mul(if demo { 2 } else { 1 })
+        .saturating_add(MARGIN);
+    let limit = rlimit::increase_nofile_limit(u64::MAX).context("reading the open-files limit")?;
+    if needed > limit {
+        anyhow::bail!(
+            "{users} users need about {needed} open files, but this process may open only {limit}; \
+             raise the limit (for example `ulimit -n {needed}`) or run fewer users"
+        );
+    }
+    Ok(())
+}
+
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -233,6 +256,8 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 pub struct Shared {
     /// Flow iterations still to start, when the run is iteration-bound.
     iterations_left: Option<AtomicU64>,
+    /// When the soft stop came, in microseconds since the start (0: not yet).
+    stopped_at_us: AtomicU64,
     /// Next row of each feeder.
     cursors: Vec<AtomicUsize>,
 }
@@ -241,7 +266,24 @@ impl Shared {
     fn new(plan: &Plan) -> Self {
         Shared {
             iterations_left: plan.load.iterations.map(AtomicU64::new),
+            stopped_at_us: AtomicU64::new(0),
             cursors: plan.feeders.iter().map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    /// Records the soft stop's instant (the first one counts).
+    fn mark_stopped(&self, start: Instant) {
+        let us = (start.elapsed().as_micros() as u64).max(1);
+        let _ = self
+            .stopped_at_us
+            .compare_exchange(0, us, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// When the soft stop came, since the start; `None` while running.
+    fn stopped_at(&self) -> Option<Duration> {
+        match self.stopped_at_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
         }
     }
 
@@ -375,5 +417,32 @@ async fn join_all(mut tasks: tokio::task::JoinSet<()>) {
                 std::panic::resume_unwind(e.into_panic());
             }
         }
+    }
+}
+
+/// A user's share of the thread's active-user count; it leaves the count
+/// when dropped, however the user's task ends.
+pub(crate) struct Running {
+    active: Rc<Cell<u64>>,
+    on: bool,
+}
+
+impl Running {
+    pub(crate) fn new(active: Rc<Cell<u64>>) -> Self {
+        Running { active, on: false }
+    }
+
+    pub(crate) fn set(&mut self, on: bool) {
+        if on != self.on {
+            self.on = on;
+            let n = self.active.get();
+            self.active.set(if on { n + 1 } else { n - 1 });
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::user::{IterationEnd, User, UserContext};
-use super::ShardContext;
+use super::{Running, ShardContext};
 use crate::plan::{OpenModel, Saturation};
 use crate::schedule::{drive, Arrivals};
 
@@ -36,18 +36,25 @@ struct Queue {
 pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, active: Rc<Cell<u64>>) {
     let queue = Rc::new(Queue::default());
     let mut slots = tokio::task::JoinSet::new();
-    for id in ctx.share(model.max_users) {
+    let mine = ctx.share(model.max_users);
+    for &id in &mine {
         let mut user = User::new(id, &users);
         let (queue, stop, active) = (queue.clone(), users.stop.clone(), active.clone());
         let watch = user.watch();
         slots.spawn_local(watch.until_hard_stop(async move {
+            let mut busy = Running::new(active);
             loop {
+                // After the stop, queued arrivals stay queued: they are
+                // counted as dropped below, not started.
+                if stop.is_cancelled() {
+                    return;
+                }
                 let next = queue.due.borrow_mut().pop_front();
                 match next {
                     Some(due) => {
-                        active.set(active.get() + 1);
+                        busy.set(true);
                         let end = user.iteration(Some(due.into_std()), false).await;
-                        active.set(active.get() - 1);
+                        busy.set(false);
                         match end {
                             IterationEnd::DataExhausted => {
                                 queue.exhausted.set(true);
@@ -57,7 +64,7 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
                             _ => {}
                         }
                     }
-                    None if queue.closed.get() || stop.is_cancelled() => return,
+                    None if queue.closed.get() => return,
                     None => {
                         queue.idle.set(queue.idle.get() + 1);
                         tokio::select! {
@@ -71,19 +78,26 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
         }));
     }
 
-    let threads = ctx.threads as f64;
-    let shape = ctx.plan.load.shape.scaled(1.0 / threads);
-    let offset = ctx.shard as f64 / threads;
+    // This thread's share of the rate and of the wait queue follows its
+    // share of the slots, so no thread is asked for more than it can hold.
+    let share = mine.len() as f64 / model.max_users as f64;
+    let max_waiting = (model.max_waiting as f64 * share).ceil() as u64;
+    let shape = ctx.plan.load.shape.scaled(share);
+    let offset = ctx.shard as f64 / ctx.threads as f64;
     let start = Instant::from_std(ctx.start);
-    let arrivals = Arrivals::new(shape, ctx.plan.load.duration, offset);
-    drive(arrivals, start, &users.stop, |due| {
-        if queue.exhausted.get() || !users.shared.take_iteration() {
+    let mut budget_spent = false;
+    let arrivals = Arrivals::new(shape.clone(), ctx.plan.load.duration, offset);
+    let handed = drive(arrivals, start, &users.stop, |due| {
+        if queue.exhausted.get() {
+            return false;
+        }
+        if !users.shared.take_iteration() {
+            budget_spent = true;
             return false;
         }
         let waiting = queue.due.borrow().len();
         let free_slot = queue.idle.get() > waiting;
-        let may_wait =
-            model.on_saturation == Saturation::Wait && (waiting as u64) < model.max_waiting;
+        let may_wait = model.on_saturation == Saturation::Wait && (waiting as u64) < max_waiting;
         if free_slot || may_wait {
             queue.due.borrow_mut().push_back(due);
             queue.wake.notify_one();
@@ -96,7 +110,18 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     queue.closed.set(true);
     queue.wake.notify_waiters();
     super::join_all(slots).await;
+    let mut dropped = 0;
     // Due but never started: the run ended while they waited.
-    let left = queue.due.borrow_mut().drain(..).count() as u64;
-    users.recorder.borrow_mut().dropped += left;
+    dropped += queue.due.borrow_mut().drain(..).count() as u64;
+    // Due before the stop but never handed over, because the generator was
+    // behind when the run stopped.
+    if let Some(stopped_at) = users.shared.stopped_at() {
+        if !budget_spent && !queue.exhausted.get() {
+            let due = Arrivals::new(shape, ctx.plan.load.duration, offset)
+                .take_while(|at| *at < stopped_at)
+                .count() as u64;
+            dropped += due.saturating_sub(handed);
+        }
+    }
+    users.recorder.borrow_mut().dropped += dropped;
 }

@@ -109,6 +109,11 @@ impl User {
         intended: Option<Instant>,
         think_after_last: bool,
     ) -> IterationEnd {
+        // Once the run stops, nothing starts: not even an iteration that was
+        // already due (the open model counts those as dropped).
+        if self.stop.is_cancelled() {
+            return IterationEnd::Stopped;
+        }
         let plan = self.plan.clone();
         let mut rows = Vec::with_capacity(plan.feeders.len());
         for i in 0..plan.feeders.len() {
@@ -120,6 +125,10 @@ impl User {
         self.recorder.borrow_mut().started += 1;
         let flow = &plan.flows[self.flow];
         let mut end = IterationEnd::Completed;
+        // Set when the last step passes: the think time after it belongs to
+        // the pause before the next iteration, and a stop during it does not
+        // undo a completed iteration.
+        let mut completed = false;
         let last = flow.steps.len().saturating_sub(1);
         for (i, step) in flow.steps.iter().enumerate() {
             if self.stop.is_cancelled() {
@@ -133,6 +142,7 @@ impl User {
             };
             self.in_flight.set(Some(InFlight {
                 metric: step.metric,
+                bytes_out: self.prepared[i].as_ref().map_or(0, |p| p.bytes_out),
                 sent,
                 waited_from,
             }));
@@ -174,8 +184,11 @@ impl User {
                 end = IterationEnd::Failed;
                 break;
             }
-            if i == last && !think_after_last {
-                break;
+            if i == last {
+                completed = true;
+                if !think_after_last {
+                    break;
+                }
             }
             if let Some((lo, hi)) = flow.think_time {
                 let pause = if lo == hi {
@@ -192,7 +205,7 @@ impl User {
                 }
             }
         }
-        if end == IterationEnd::Completed {
+        if completed {
             self.recorder.borrow_mut().iterations += 1;
         }
         self.iteration += 1;
@@ -234,6 +247,8 @@ impl User {
         for name in &plan.secrets.vars {
             let value = if let Some(env) = name.strip_prefix("env.") {
                 std::env::var(env).ok()
+            } else if let Some(var) = name.strip_prefix("vars.") {
+                plan.globals.vars.get(var).map(|v| v.to_string())
             } else if let Some((feeder, column)) = name.split_once('.') {
                 plan.feeders
                     .iter()
@@ -340,6 +355,7 @@ impl Outcome {
 #[derive(Debug, Clone, Copy)]
 pub struct InFlight {
     metric: usize,
+    bytes_out: u64,
     sent: Instant,
     waited_from: Instant,
 }
@@ -382,7 +398,7 @@ impl Watch {
                         status: None,
                         failure: Some((ErrorKind::Aborted, "still in flight when the run stopped".to_string())),
                         bytes_in: 0,
-                        bytes_out: 0,
+                        bytes_out: f.bytes_out,
                         body_bytes: 0,
                     };
                     self.recorder.borrow_mut().record(&sample, (now - self.start).as_secs());

@@ -108,7 +108,8 @@ impl Iterator for Arrivals {
             return None;
         }
         self.next += 1;
-        Some(Duration::from_secs_f64(t))
+        // Beyond what a Duration holds, no arrival is ever due.
+        Duration::try_from_secs_f64(t).ok()
     }
 }
 

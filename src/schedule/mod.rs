@@ -186,7 +186,29 @@ impl Pattern {
         }
     }
 
-    /// The normalized stage list.
+    /// How many stages [`Pattern::shape`] would make, for the patterns
+    /// whose count depends on their parameters (`None` for the others).
+    pub fn stage_count(&self) -> Option<usize> {
+        let pieces = |duration: Duration, step: Duration| {
+            let step = step.as_secs_f64().max(1e-9);
+            (duration.as_secs_f64() / step).ceil() as usize
+        };
+        match self {
+            Pattern::Wave {
+                period, duration, ..
+            } => Some(pieces(*duration, *period / WAVE_SEGMENTS)),
+            Pattern::Random {
+                every, duration, ..
+            } => Some(pieces(*duration, *every)),
+            Pattern::Burst {
+                every, duration, ..
+            } => Some(4 * pieces(*duration, *every)),
+            _ => None,
+        }
+    }
+
+    /// The normalized stage list. Call [`Pattern::stage_count`] first:
+    /// a tiny period over a long duration makes a huge list.
     pub fn shape(&self) -> Shape {
         let stage = |duration: Duration, target: f64| Stage { duration, target };
         match self.clone() {
@@ -230,7 +252,8 @@ impl Pattern {
                 period,
                 duration,
             } => {
-                let step = period / WAVE_SEGMENTS;
+                // Never zero, or the loop below would not advance.
+                let step = (period / WAVE_SEGMENTS).max(Duration::from_micros(1));
                 let mut stages = Vec::new();
                 let mut t = Duration::ZERO;
                 while t < duration {
@@ -251,6 +274,7 @@ impl Pattern {
                 seed,
                 duration,
             } => {
+                let every = every.max(Duration::from_micros(1));
                 let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
                 let mut unit = move || rng.random::<f64>();
                 let span = max - min;
@@ -276,6 +300,8 @@ impl Pattern {
                 length,
                 duration,
             } => {
+                let every = every.max(Duration::from_micros(1));
+                let length = length.max(Duration::from_micros(1));
                 let mut stages = Vec::new();
                 let mut t = Duration::ZERO;
                 while t < duration {

@@ -248,7 +248,7 @@ fn sigint_mid_run_still_writes_the_summary() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_traffic(&server);
     let started = Instant::now();
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -570,4 +570,166 @@ fn secret_variables_are_redacted_from_failure_messages() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!all.contains("t-123"), "{all}");
+}
+
+#[test]
+fn too_many_users_for_the_open_files_limit_are_refused_before_the_run() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 1000\nduration = \"30s\"",
+            "[[flow.step]]\npath = \"/ok\"",
+            "",
+        ),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("loadctl");
+    // `ulimit -n` in sh lowers both the soft and the hard limit.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec '{}' run -q '{}'",
+            bin.display(),
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("open files") && stderr.contains("ulimit -n"),
+        "{stderr}"
+    );
+    assert_eq!(server.count(), 0, "nothing was sent");
+}
+
+/// Starts `loadctl run` in the background, for the signal tests.
+fn spawn_run(file: &std::path::Path, out: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("loadctl"))
+        .args(["run", "-q"])
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Waits for the child, failing the test if it takes longer than `limit`.
+fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the run did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_writes_every_file_marked_as_interrupted() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 4\nduration = \"30s\"",
+            "[[flow.step]]\npath = \"/slow/5\"",
+            "",
+        ),
+    );
+    let mut child = spawn_run(&file, dir.path());
+    wait_for_traffic(&server);
+    signal(&child, "TERM");
+    // Requests take 5 ms, so stopping takes the signal's latency, not the
+    // 2 s grace; the bound only catches a hang on a slow machine.
+    let status = wait_within(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130));
+    let s = summary(dir.path());
+    assert_eq!(s["run"]["interrupted"], true);
+    assert_eq!(s["totals"]["requests"].as_u64().unwrap(), server.count());
+    for name in [
+        "summary.json",
+        "loadctl_stats.csv",
+        "loadctl_stats_history.csv",
+        "loadctl_failures.csv",
+        "report.html",
+        "junit.xml",
+    ] {
+        assert!(dir.path().join(name).is_file(), "{name} was written");
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        html.contains("<strong>Interrupted.</strong>"),
+        "the HTML report says so"
+    );
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("name=\"interrupted\" value=\"true\""),
+        "{junit}"
+    );
+}
+
+#[test]
+fn a_second_signal_quits_at_once() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Answers take 20 s and the grace is 30 s: only the second signal can
+    // end this run quickly.
+    let text = scenario(
+        &server.url(),
+        "users = 2\nduration = \"60s\"\ngraceful_stop = \"30s\"",
+        "[[flow.step]]\npath = \"/slow/20000\"",
+        "",
+    )
+    .replace("timeout = \"2s\"", "timeout = \"60s\"");
+    let file = write(dir.path(), "s.toml", &text);
+    let mut child = spawn_run(&file, dir.path());
+    wait_for_traffic(&server);
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal waits for in-flight requests"
+    );
+    signal(&child, "INT");
+    let status = wait_within(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("quitting without a report"), "{stderr}");
+    assert!(!dir.path().join("summary.json").exists());
+}
+
+/// Waits until the run is sending requests (so its signal handlers are
+/// installed), rather than guessing with a fixed sleep.
+fn wait_for_traffic(server: &TestServer) {
+    let started = Instant::now();
+    while server.count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the run never sent a request"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A little more, so the run is well under way.
+    std::thread::sleep(Duration::from_millis(300));
 }

@@ -25,6 +25,11 @@ const CASES: &[(&str, &str)] = &[
         "pattern \"zigzag\" is unknown",
     ),
     ("[load]\nduration = @\"-5s\"\n", "more than zero"),
+    (
+        "@[load]\npattern = \"wave\"\nbase = 10\namplitude = 5\nperiod = \"15ns\"\nduration = \"1h\"\n",
+        "stages (the limit is 100000)",
+    ),
+    ("[load]\nduration = @\"2562047788015215h\"\n", "longer than the limit of a year"),
     ("[load]\npattern = \"spike\"\nbase = 10\npeak = @5\nduration = \"10s\"\n", "peak (5) must be at least base (10)"),
     ("[load]\npattern = \"wave\"\nbase = 10\namplitude = 5\nperiod = @\"0s\"\nduration = \"10s\"\n", "period must be more than zero"),
     ("@[load]\npattern = \"stages\"\n", "pattern stages needs `stages"),
