@@ -8,7 +8,6 @@
 //! Problems that come from a command-line flag have no span and name the
 //! flag instead.
 
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -151,24 +150,6 @@ pub fn render_with(path: &Path, at: Option<LineCol>, d: &Diagnostic) -> String {
         None => format!("{}: {severity}: {}", path.display(), d.message),
     }
 }
-
-/// A scenario that could not be turned into a plan, with every reason why.
-#[derive(Debug)]
-pub struct InvalidScenario {
-    pub source: SourceFile,
-    pub diagnostics: Diagnostics,
-}
-
-impl fmt::Display for InvalidScenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in self.diagnostics.items() {
-            writeln!(f, "{}", self.source.render(d))?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for InvalidScenario {}
 
 /// Suggests the closest of `candidates` to a misspelled `word`.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {

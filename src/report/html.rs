@@ -600,6 +600,9 @@ fn failures_per_second(p: &SeriesPoint) -> Option<f64> {
     })
 }
 
+/// More ticks than any sensible axis has.
+const MAX_TICKS: usize = 32;
+
 fn chart(
     title: &'static str,
     unit: &'static str,
@@ -620,6 +623,9 @@ fn chart(
     let x_ticks = (0..)
         .map(|i| i as f64 * x_step)
         .take_while(|t| *t <= x_max + 1e-9)
+        // A saved summary may be edited by hand: bound the ticks whatever
+        // its numbers say.
+        .take(MAX_TICKS)
         .map(|t| Tick {
             at: coord(x(t)),
             label: time_label(t, x_max),
@@ -635,6 +641,7 @@ fn chart(
     let y_ticks = (0..)
         .map(|i| i as f64 * y_step)
         .take_while(|v| *v <= y_max + y_step * 1e-9)
+        .take(MAX_TICKS)
         .map(|v| Tick {
             at: coord(y(v)),
             label: axis_label(v, decimals),
