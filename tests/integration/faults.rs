@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::{loadctl, summary, write};
+use crate::{run_quiet, summary, write};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -207,13 +207,7 @@ name = "healthy"
     );
     let file = write(dir.path(), "s.toml", &text);
     let started = Instant::now();
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let took = started.elapsed();
     let s = summary(dir.path());
     let (faulty, healthy) = server.received();

@@ -12,6 +12,7 @@ mod server;
 mod validate;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The binary, with any `LOADCTL_*` settings of the developer's shell
 /// removed so they cannot change what a test means.
@@ -22,8 +23,18 @@ pub fn loadctl() -> assert_cmd::Command {
             cmd.env_remove(key);
         }
     }
-    cmd.timeout(std::time::Duration::from_secs(60));
+    cmd.timeout(Duration::from_secs(60));
     cmd
+}
+
+/// `loadctl run -q FILE --out DIR`, ready for its exit-code assertion.
+pub fn run_quiet(file: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    loadctl()
+        .args(["run", "-q"])
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .assert()
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -48,4 +59,56 @@ pub fn scenario(base_url: &str, load: &str, steps: &str, extra: &str) -> String 
 /// The repository's own folder, for scenarios/.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts `loadctl run -q [EXTRA] FILE --out OUT` in the background.
+pub fn spawn_run(file: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("loadctl"))
+        .args(["run", "-q"])
+        .args(extra)
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+pub fn signal(child: &std::process::Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Waits for the child, failing the test if it takes longer than `limit`.
+pub fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the run did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the run is sending requests (so its signal handlers are
+/// installed), rather than guessing with a fixed sleep.
+pub fn wait_for_traffic(server: &server::TestServer) {
+    let started = Instant::now();
+    while server.count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the run never sent a request"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A little more, so the run is well under way.
+    std::thread::sleep(Duration::from_millis(300));
 }

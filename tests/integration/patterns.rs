@@ -1,7 +1,7 @@
 //! Load patterns and the open model, end to end.
 
 use crate::server::TestServer;
-use crate::{loadctl, scenario, summary, write};
+use crate::{loadctl, run_quiet, scenario, summary, write};
 
 fn latency(s: &serde_json::Value, map: &str, key: &str) -> f64 {
     s["totals"][map][key].as_f64().unwrap()
@@ -21,13 +21,7 @@ fn the_open_model_keeps_its_rate_and_counts_every_request() {
             "",
         ),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     let requests = s["totals"]["requests"].as_u64().unwrap();
     assert_eq!(requests, server.count());
@@ -68,13 +62,7 @@ fn a_stall_shows_in_corrected_latency_or_as_dropped_iterations() {
                 "",
             ),
         );
-        loadctl()
-            .args(["run", "-q"])
-            .arg(&file)
-            .arg("-o")
-            .arg(dir.path())
-            .assert()
-            .success();
+        run_quiet(&file, dir.path()).success();
         let s = summary(dir.path());
         assert_eq!(s["totals"]["requests"].as_u64().unwrap(), server.count());
         let service_p99 = latency(&s, "service_time_ms", "p99");
@@ -126,13 +114,7 @@ fn the_closed_model_follows_the_stages() {
             "",
         ),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     assert_eq!(s["run"]["pattern"], "stages");
     assert_eq!(s["run"]["users"], 6);

@@ -385,15 +385,7 @@ fn live_metrics_are_served_during_the_run() {
             "",
         ),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("loadctl"))
-        .args(["run", "-q", "--metrics-addr", &addr])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::spawn_run(&file, dir.path(), &["--metrics-addr", &addr]);
     // Poll until a scrape shows requests (the first is collected after 1 s).
     let mut scraped = None;
     for _ in 0..60 {

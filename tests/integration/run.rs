@@ -1,10 +1,12 @@
 //! `loadctl run` end to end.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::server::TestServer;
-use crate::{loadctl, repo, scenario, summary, write};
+use crate::{
+    loadctl, repo, run_quiet, scenario, signal, spawn_run, summary, wait_for_traffic, wait_within,
+    write,
+};
 
 #[test]
 fn summary_counts_equal_what_the_server_received() {
@@ -20,13 +22,7 @@ fn summary_counts_equal_what_the_server_received() {
             "",
         ),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("--out")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     assert_eq!(s["totals"]["requests"], 500);
     assert_eq!(s["totals"]["failures"], 0);
@@ -67,13 +63,7 @@ fn a_timed_run_counts_every_request_exactly_once() {
             "",
         ),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("--out")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     let requests = s["totals"]["requests"].as_u64().unwrap();
     assert!(requests > 50, "{requests}");
@@ -99,13 +89,7 @@ fn an_unexpected_status_is_a_failure() {
             "",
         ),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     assert_eq!(s["totals"]["requests"], 20);
     assert_eq!(s["totals"]["failures"], 20);
@@ -126,13 +110,7 @@ fn an_expected_error_status_is_a_success_and_body_checks_fail() {
         "s.toml",
         &scenario(&server.url(), "iterations = 5", steps, ""),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     assert_eq!(s["steps"][0]["failures"], 0);
     assert_eq!(s["steps"][1]["failures"], 5);
@@ -152,13 +130,7 @@ fn extracted_values_feed_the_next_step() {
         "s.toml",
         &scenario(&server.url(), "users = 2\niterations = 10", steps, ""),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     assert_eq!(s["totals"]["failures"], 0, "{s}");
     let echoed = server
@@ -183,13 +155,7 @@ fn a_failing_threshold_gives_exit_code_1_and_a_passing_one_0() {
             "[thresholds]\nhttp_req_failed = [\"rate < 0.01\"]\n",
         ),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .code(1);
+    run_quiet(&file, dir.path()).code(1);
     let s = summary(dir.path());
     assert_eq!(s["thresholds_passed"], false);
     assert_eq!(s["thresholds"][0]["passed"], false);
@@ -225,60 +191,6 @@ fn a_failing_threshold_gives_exit_code_1_and_a_passing_one_0() {
 }
 
 #[test]
-fn sigint_mid_run_still_writes_the_summary() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 4\nduration = \"30s\"",
-            "[[flow.step]]\npath = \"/slow/5\"",
-            "",
-        ),
-    );
-    let bin = assert_cmd::cargo::cargo_bin("loadctl");
-    let mut child = std::process::Command::new(bin)
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("--out")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_traffic(&server);
-    let started = Instant::now();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the run did not stop after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(130));
-    let s = summary(dir.path());
-    assert_eq!(s["run"]["interrupted"], true);
-    let requests = s["totals"]["requests"].as_u64().unwrap();
-    assert!(requests > 0);
-    assert_eq!(
-        requests,
-        server.count(),
-        "every request sent is counted once"
-    );
-    assert_eq!(s["totals"]["failures"], 0);
-}
-
-#[test]
 fn a_refused_connection_is_a_classified_failure() {
     // Bind and drop, so the port is (almost certainly) closed.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -297,13 +209,7 @@ fn a_refused_connection_is_a_classified_failure() {
             "",
         ),
     );
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
     assert_eq!(s["totals"]["requests"], 6);
     assert_eq!(s["totals"]["errors"]["refused"], 6);
@@ -406,13 +312,7 @@ fn unique_data_rows_are_each_used_once() {
         ),
     );
     let started = Instant::now();
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the run ends when the rows run out, long before its 60 s"
@@ -434,13 +334,7 @@ fn http2_by_prior_knowledge_and_over_tls() {
     )
     .replace("timeout = \"2s\"", "timeout = \"2s\"\nhttp = \"2\"");
     let file = write(dir.path(), "h2c.toml", &h2c);
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     assert_eq!(summary(dir.path())["totals"]["failures"], 0);
     assert_eq!(
         server.seen.versions.lock().unwrap().get("HTTP/2.0"),
@@ -457,13 +351,7 @@ fn http2_by_prior_knowledge_and_over_tls() {
         let text = scenario(&url, "iterations = 4", "[[flow.step]]\npath = \"/ok\"", "")
             .replace("timeout = \"2s\"", &format!("timeout = \"2s\"\n{target}"));
         let file = write(dir.path(), "tls.toml", &text);
-        loadctl()
-            .args(["run", "-q"])
-            .arg(&file)
-            .arg("-o")
-            .arg(dir.path())
-            .assert()
-            .success();
+        run_quiet(&file, dir.path()).success();
         assert_eq!(summary(dir.path())["totals"]["failures"], 0, "{target}");
         assert_eq!(
             tls.seen.versions.lock().unwrap().get(version),
@@ -474,13 +362,7 @@ fn http2_by_prior_knowledge_and_over_tls() {
     // Without trust, the handshake fails and says so.
     let text = scenario(&url, "iterations = 2", "[[flow.step]]\npath = \"/ok\"", "");
     let file = write(dir.path(), "untrusted.toml", &text);
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .assert()
-        .success();
+    run_quiet(&file, dir.path()).success();
     assert_eq!(summary(dir.path())["totals"]["errors"]["tls"], 2);
 }
 
@@ -606,86 +488,62 @@ fn too_many_users_for_the_open_files_limit_are_refused_before_the_run() {
     assert_eq!(server.count(), 0, "nothing was sent");
 }
 
-/// Starts `loadctl run` in the background, for the signal tests.
-fn spawn_run(file: &std::path::Path, out: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("loadctl"))
-        .args(["run", "-q"])
-        .arg(file)
-        .arg("--out")
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &std::process::Child, name: &str) {
-    let sent = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-}
-
-/// Waits for the child, failing the test if it takes longer than `limit`.
-fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "the run did not stop within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
-fn sigterm_writes_every_file_marked_as_interrupted() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 4\nduration = \"30s\"",
-            "[[flow.step]]\npath = \"/slow/5\"",
-            "",
-        ),
-    );
-    let mut child = spawn_run(&file, dir.path());
-    wait_for_traffic(&server);
-    signal(&child, "TERM");
-    // Requests take 5 ms, so stopping takes the signal's latency, not the
-    // 2 s grace; the bound only catches a hang on a slow machine.
-    let status = wait_within(&mut child, Duration::from_secs(10));
-    assert_eq!(status.code(), Some(130));
-    let s = summary(dir.path());
-    assert_eq!(s["run"]["interrupted"], true);
-    assert_eq!(s["totals"]["requests"].as_u64().unwrap(), server.count());
-    for name in [
-        "summary.json",
-        "loadctl_stats.csv",
-        "loadctl_stats_history.csv",
-        "loadctl_failures.csv",
-        "report.html",
-        "junit.xml",
-    ] {
-        assert!(dir.path().join(name).is_file(), "{name} was written");
+fn sigint_or_sigterm_mid_run_writes_every_file_marked_as_interrupted() {
+    for name in ["INT", "TERM"] {
+        let server = TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "s.toml",
+            &scenario(
+                &server.url(),
+                "users = 4\nduration = \"30s\"",
+                "[[flow.step]]\npath = \"/slow/5\"",
+                "",
+            ),
+        );
+        let mut child = spawn_run(&file, dir.path(), &[]);
+        wait_for_traffic(&server);
+        signal(&child, name);
+        // Requests take 5 ms, so stopping takes the signal's latency, not
+        // the 2 s grace; the bound only catches a hang on a slow machine.
+        let status = wait_within(&mut child, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(130), "SIG{name}");
+        let s = summary(dir.path());
+        assert_eq!(s["run"]["interrupted"], true);
+        let requests = s["totals"]["requests"].as_u64().unwrap();
+        assert!(requests > 0);
+        assert_eq!(
+            requests,
+            server.count(),
+            "SIG{name}: every request sent is counted once"
+        );
+        assert_eq!(s["totals"]["failures"], 0);
+        for file in [
+            "summary.json",
+            "loadctl_stats.csv",
+            "loadctl_stats_history.csv",
+            "loadctl_failures.csv",
+            "report.html",
+            "junit.xml",
+        ] {
+            assert!(
+                dir.path().join(file).is_file(),
+                "SIG{name}: {file} was written"
+            );
+        }
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(
+            html.contains("<strong>Interrupted.</strong>"),
+            "the HTML report says so"
+        );
+        let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+        assert!(
+            junit.contains("name=\"interrupted\" value=\"true\""),
+            "{junit}"
+        );
     }
-    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert!(
-        html.contains("<strong>Interrupted.</strong>"),
-        "the HTML report says so"
-    );
-    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
-    assert!(
-        junit.contains("name=\"interrupted\" value=\"true\""),
-        "{junit}"
-    );
 }
 
 #[test]
@@ -702,7 +560,7 @@ fn a_second_signal_quits_at_once() {
     )
     .replace("timeout = \"2s\"", "timeout = \"60s\"");
     let file = write(dir.path(), "s.toml", &text);
-    let mut child = spawn_run(&file, dir.path());
+    let mut child = spawn_run(&file, dir.path(), &[]);
     wait_for_traffic(&server);
     signal(&child, "INT");
     std::thread::sleep(Duration::from_millis(500));
@@ -717,19 +575,4 @@ fn a_second_signal_quits_at_once() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("quitting without a report"), "{stderr}");
     assert!(!dir.path().join("summary.json").exists());
-}
-
-/// Waits until the run is sending requests (so its signal handlers are
-/// installed), rather than guessing with a fixed sleep.
-fn wait_for_traffic(server: &TestServer) {
-    let started = Instant::now();
-    while server.count() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the run never sent a request"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // A little more, so the run is well under way.
-    std::thread::sleep(Duration::from_millis(300));
 }
