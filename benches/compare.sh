@@ -34,16 +34,11 @@ install_tools() {
     fi
 }
 
-build_loadctl
-ensure_nginx
 install_tools
 export PATH="$PATH:$HOME/.cargo/bin"
 ulimit -n 65536 2>/dev/null || true
-work=$(mktemp -d)
-port=$(free_port)
-trap 'stop_nginx "$work/nginx"' EXIT
 # No access log: every generator gets the most server headroom.
-start_nginx "$work/nginx" "$port" 0 off
+bench_with_nginx off
 URL="http://127.0.0.1:$port/"
 printf '{"items": [{"id": 7, "name": "seven"}], "page": 1}\n' > "$work/nginx/items.json"
 chmod 644 "$work/nginx/items.json"

@@ -59,6 +59,18 @@ CONF
     return 1
 }
 
+# bench_with_nginx [LOG]: builds loadctl, installs nginx if missing and
+# starts it on core 0 for the rest of the script. Sets $work (a scratch
+# folder) and $port (nginx's), and stops nginx when the script exits.
+bench_with_nginx() {
+    build_loadctl
+    ensure_nginx
+    work=$(mktemp -d)
+    port=$(free_port)
+    trap 'stop_nginx "$work/nginx"' EXIT
+    start_nginx "$work/nginx" "$port" 0 "${1:-on}"
+}
+
 stop_nginx() {
     local dir=$1
     [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true

@@ -13,12 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 RATES=${RATES:-"1000 10000 50000"}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
-build_loadctl
-ensure_nginx
-work=$(mktemp -d)
-port=$(free_port)
-trap 'stop_nginx "$work/nginx"' EXIT
-start_nginx "$work/nginx" "$port" 0
+bench_with_nginx
 
 cat > "$work/rate.toml" <<TOML
 name = "rate accuracy"

@@ -9,12 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 SOAK=${SOAK:-10m}
 RATE=${RATE:-20000}
-build_loadctl
-ensure_nginx
-work=$(mktemp -d)
-port=$(free_port)
-trap 'stop_nginx "$work/nginx"' EXIT
-start_nginx "$work/nginx" "$port" 0
+bench_with_nginx
 cat > "$work/soak.toml" <<TOML
 name = "soak memory"
 [target]

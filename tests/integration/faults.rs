@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::{run_quiet, summary, write};
 
@@ -52,12 +52,7 @@ struct FaultServer {
 
 impl FaultServer {
     fn start(fault: Fault) -> FaultServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let (runtime, listener) = crate::server::loopback();
         let port = listener.local_addr().unwrap().port();
         let counts = Arc::new(Counts::default());
         let counter = counts.clone();

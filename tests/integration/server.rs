@@ -70,12 +70,7 @@ impl TestServer {
     }
 
     fn start_inner(tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let (runtime, listener) = loopback();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Seen::default());
         let seen2 = seen.clone();
@@ -192,4 +187,16 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r
+}
+
+/// A one-thread runtime for a test server, and a listener on 127.0.0.1
+/// with a port the OS picks. The server lives as long as the runtime.
+pub fn loopback() -> (tokio::runtime::Runtime, TcpListener) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    (runtime, listener)
 }
