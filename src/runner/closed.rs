@@ -45,7 +45,10 @@ pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) 
                     return;
                 }
                 let end = user.iteration(None, true).await;
-                if matches!(end, IterationEnd::Stopped | IterationEnd::DataExhausted) {
+                if matches!(
+                    end,
+                    IterationEnd::Stopped | IterationEnd::NotStarted | IterationEnd::DataExhausted
+                ) {
                     return;
                 }
                 // A user whose requests all end at once (an instant failure,

@@ -40,6 +40,7 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     for &id in &mine {
         let mut user = User::new(id, &users);
         let (queue, stop, active) = (queue.clone(), users.stop.clone(), active.clone());
+        let user_recorder = users.recorder.clone();
         let watch = user.watch();
         slots.spawn_local(watch.until_hard_stop(async move {
             let mut busy = Running::new(active);
@@ -61,6 +62,13 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
                                 return;
                             }
                             IterationEnd::Stopped => return,
+                            // Taken from the queue as the stop came: due,
+                            // never run, so dropped.
+                            IterationEnd::NotStarted => {
+                                busy.set(false);
+                                user_recorder.borrow_mut().dropped += 1;
+                                return;
+                            }
                             _ => {}
                         }
                     }

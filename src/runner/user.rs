@@ -25,6 +25,8 @@ pub enum IterationEnd {
     Failed,
     /// The run stopped during the iteration.
     Stopped,
+    /// The run had stopped before the iteration began; nothing was sent.
+    NotStarted,
     /// A `unique` data feeder ran out of rows; nothing was sent.
     DataExhausted,
 }
@@ -112,7 +114,7 @@ impl User {
         // Once the run stops, nothing starts: not even an iteration that was
         // already due (the open model counts those as dropped).
         if self.stop.is_cancelled() {
-            return IterationEnd::Stopped;
+            return IterationEnd::NotStarted;
         }
         let plan = self.plan.clone();
         let mut rows = Vec::with_capacity(plan.feeders.len());
