@@ -117,6 +117,8 @@ fn template_error(e: &minijinja::Error) -> String {
 pub struct Globals {
     pub env: Value,
     pub vars: Arc<BTreeMap<String, Value>>,
+    /// `vars` as one template value (`vars.NAME`), built once.
+    pub vars_value: Value,
 }
 
 impl Globals {
@@ -124,6 +126,7 @@ impl Globals {
         let env: BTreeMap<String, String> = std::env::vars().collect();
         Globals {
             env: Value::from(minijinja::value::Serde(&env)),
+            vars_value: Value::from(vars.clone()),
             vars: Arc::new(vars),
         }
     }

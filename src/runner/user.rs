@@ -220,10 +220,7 @@ impl User {
         for (k, v) in plan.globals.vars.iter() {
             map.insert(k.clone(), v.clone());
         }
-        map.insert(
-            "vars".into(),
-            Value::from(plan.globals.vars.as_ref().clone()),
-        );
+        map.insert("vars".into(), plan.globals.vars_value.clone());
         map.insert("env".into(), plan.globals.env.clone());
         map.insert("vu".into(), Value::from(self.id));
         map.insert("iteration".into(), Value::from(self.iteration));
@@ -246,26 +243,18 @@ impl User {
             .filter_map(|v| v.to_str().ok())
             .map(str::to_string)
             .collect();
-        for name in &plan.secrets.vars {
-            let value = if let Some(env) = name.strip_prefix("env.") {
-                std::env::var(env).ok()
-            } else if let Some(var) = name.strip_prefix("vars.") {
-                plan.globals.vars.get(var).map(|v| v.to_string())
-            } else if let Some((feeder, column)) = name.split_once('.') {
-                plan.feeders
-                    .iter()
-                    .zip(rows)
-                    .find(|(f, _)| f.name == feeder)
-                    .and_then(|(_, row)| row.get_attr(column).ok())
-                    .filter(|v| !v.is_undefined())
-                    .map(|v| v.to_string())
-            } else {
-                self.extracted
-                    .get(name)
-                    .or_else(|| plan.globals.vars.get(name))
-                    .map(|v| v.to_string())
-            };
-            values.extend(value);
+        // Secret names are resolved the way templates see them
+        // (`token`, `vars.key`, `accounts.password`, `env.API_TOKEN`), from
+        // the same context the request was rendered with.
+        if !plan.secrets.vars.is_empty() {
+            let ctx = self.context(rows);
+            for name in &plan.secrets.vars {
+                let value = name
+                    .split('.')
+                    .try_fold(ctx.clone(), |v, part| v.get_attr(part).ok())
+                    .filter(|v| !v.is_undefined() && !v.is_none());
+                values.extend(value.map(|v| v.to_string()));
+            }
         }
         // Longest first, so a secret that contains another goes whole.
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
