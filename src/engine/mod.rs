@@ -7,14 +7,18 @@
 //! once: resolved addresses, the TLS configuration and the HTTP version.
 //! hyper's pooled client is deliberately not used on this path: a user owns
 //! its connection, so there is no pool lookup per request, and a broken
-//! connection is simply dropped and replaced on the next request.
+//! connection is simply dropped and replaced on the next request. An
+//! HTTP/1.1 connection's future is polled inside the user's own task (see
+//! `Connection`), so a user is one task, not two.
 
 mod check;
 mod request;
 mod tls;
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,7 +140,7 @@ impl Connector {
         Err(last.expect("a connector has at least one address"))
     }
 
-    async fn connect(&self) -> Result<Sender, Failure> {
+    async fn connect(&self) -> Result<Connection, Failure> {
         let tcp = self.connect_tcp().await?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
@@ -162,7 +166,42 @@ enum Sender {
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
-async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Sender, Failure>
+/// hyper's future that reads and writes one connection.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// An open connection: hyper's handle to send requests on it, and for
+/// HTTP/1.1 the future that does its reading and writing.
+///
+/// The session polls that future itself, inside the user's task, together
+/// with the request it is waiting for, rather than spawning it: one task
+/// per user instead of two, and no wake-up crossing from one task to the
+/// other and back on every request. An HTTP/2 connection is spawned as
+/// usual, since it has pings and window updates to answer even while the
+/// user thinks.
+struct Connection {
+    sender: Sender,
+    driver: Option<Driver>,
+}
+
+impl Connection {
+    /// Awaits `work` (something waiting on this connection) while driving
+    /// the connection. When the connection ends first, `work` still runs to
+    /// its end: hyper hands it the connection's error, or closes its channel.
+    async fn drive<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            if let Some(connection) = driver {
+                if connection.as_mut().poll(cx).is_ready() {
+                    *driver = None;
+                }
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Connection, Failure>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -173,34 +212,39 @@ where
         )
     };
     if h2 {
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+        let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
             .await
             .map_err(handshake_failed)?;
-        tokio::spawn(conn);
-        Ok(Sender::H2(sender))
+        tokio::spawn(connection);
+        Ok(Connection {
+            sender: Sender::H2(sender),
+            driver: None,
+        })
     } else {
         // One flattened write per request beats writev for small requests.
-        let (sender, conn) = http1::Builder::new()
+        let (sender, connection) = http1::Builder::new()
             .writev(false)
             .handshake(io)
             .await
             .map_err(handshake_failed)?;
-        tokio::spawn(conn);
-        Ok(Sender::H1(sender))
+        Ok(Connection {
+            sender: Sender::H1(sender),
+            driver: Some(Box::pin(connection)),
+        })
     }
 }
 
 /// One virtual user's connection to the target.
 pub struct Session {
     connector: Arc<Connector>,
-    sender: Option<Sender>,
+    connection: Option<Connection>,
 }
 
 impl Session {
     pub fn new(connector: Arc<Connector>) -> Self {
         Session {
             connector,
-            sender: None,
+            connection: None,
         }
     }
 
@@ -214,7 +258,7 @@ impl Session {
     ) -> Result<Exchange, Failure> {
         let result = self.send_inner(req, keep_body).await;
         if result.is_err() {
-            self.sender = None;
+            self.connection = None;
         }
         result
     }
@@ -226,15 +270,19 @@ impl Session {
     ) -> Result<Exchange, Failure> {
         self.ready().await?;
         let timeout = self.connector.timeout;
-        let sender = self.sender.as_mut().expect("ready() leaves a connection");
+        let connection = self
+            .connection
+            .as_mut()
+            .expect("ready() leaves a connection");
         let exchange = async {
-            let response = match sender {
+            let response = match &mut connection.sender {
                 Sender::H1(s) => s.send_request(req).await,
                 Sender::H2(s) => s.send_request(to_absolute(req, &self.connector)).await,
             }
             .map_err(|e| classify(&e, false))?;
             read_response(response, keep_body).await
         };
+        let exchange = Connection::drive(&mut connection.driver, exchange);
         match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err((
@@ -248,20 +296,26 @@ impl Session {
     /// connects anew when there is none or the peer closed it while idle
     /// (that is not a failed request: nothing was sent yet).
     async fn ready(&mut self) -> Result<(), Failure> {
-        if let Some(sender) = &mut self.sender {
-            let usable = match sender {
-                Sender::H1(s) => s.ready().await.is_ok(),
-                Sender::H2(s) => s.ready().await.is_ok(),
+        if let Some(connection) = &mut self.connection {
+            let ready = async {
+                match &mut connection.sender {
+                    Sender::H1(s) => s.ready().await.is_ok(),
+                    Sender::H2(s) => s.ready().await.is_ok(),
+                }
             };
-            if usable {
+            if Connection::drive(&mut connection.driver, ready).await {
                 return Ok(());
             }
-            self.sender = None;
+            self.connection = None;
         }
         let connect_timeout = self.connector.connect_timeout;
-        match tokio::time::timeout(connect_timeout, self.connector.connect()).await {
-            Ok(Ok(sender)) => {
-                self.sender = Some(sender);
+        // Boxed: connecting (TLS above all) is a large future, and kept
+        // inline it would make every user's task that much bigger for the
+        // whole run.
+        let connect = Box::pin(self.connector.connect());
+        match tokio::time::timeout(connect_timeout, connect).await {
+            Ok(Ok(connection)) => {
+                self.connection = Some(connection);
                 Ok(())
             }
             Ok(Err(failure)) => Err(failure),

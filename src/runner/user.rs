@@ -375,24 +375,33 @@ impl Watch {
     /// On a hard stop the request in flight, if any, is counted as an
     /// `aborted` failure: it was sent, so it must be counted once. Watching
     /// here, once per user, keeps the hard stop off the per-request path.
-    pub async fn until_hard_stop(self, work: impl std::future::Future<Output = ()>) {
-        tokio::select! {
-            biased;
-            _ = work => {}
-            _ = self.hard_stop.cancelled() => {
-                if let Some(f) = self.in_flight.take() {
-                    let now = Instant::now();
-                    let sample = Sample {
-                        metric: f.metric,
-                        latency_us: (now - f.waited_from).as_micros() as u64,
-                        service_us: (now - f.sent).as_micros() as u64,
-                        status: None,
-                        failure: Some((ErrorKind::Aborted, "still in flight when the run stopped".to_string())),
-                        bytes_in: 0,
-                        bytes_out: f.bytes_out,
-                        body_bytes: 0,
-                    };
-                    self.recorder.borrow_mut().record(&sample, (now - self.start).as_secs());
+    pub fn until_hard_stop(
+        self,
+        work: impl std::future::Future<Output = ()>,
+    ) -> impl std::future::Future<Output = ()> {
+        // Boxed before the async block captures it: an `async fn` would
+        // hold `work` twice in its state (as its argument, and again while
+        // polling it), and the user's task would be twice as big.
+        let work = Box::pin(work);
+        async move {
+            tokio::select! {
+                biased;
+                _ = work => {}
+                _ = self.hard_stop.cancelled() => {
+                    if let Some(f) = self.in_flight.take() {
+                        let now = Instant::now();
+                        let sample = Sample {
+                            metric: f.metric,
+                            latency_us: (now - f.waited_from).as_micros() as u64,
+                            service_us: (now - f.sent).as_micros() as u64,
+                            status: None,
+                            failure: Some((ErrorKind::Aborted, "still in flight when the run stopped".to_string())),
+                            bytes_in: 0,
+                            bytes_out: f.bytes_out,
+                            body_bytes: 0,
+                        };
+                        self.recorder.borrow_mut().record(&sample, (now - self.start).as_secs());
+                    }
                 }
             }
         }

@@ -32,6 +32,9 @@ enum Fault {
     Huge,
     /// Answer 200, but 500 on every 3rd request.
     EveryThird,
+    /// Answer 200 with keep-alive, then close the connection once it has
+    /// been idle for 30 ms, as servers do when their keep-alive times out.
+    IdleClose,
 }
 
 const HUGE: usize = 4 << 20;
@@ -156,6 +159,15 @@ async fn serve(mut stream: TcpStream, fault: Fault, counts: Arc<Counts>) {
                     if stream.write_all(&chunk).await.is_err() {
                         return;
                     }
+                }
+            }
+            Fault::IdleClose => {
+                if stream.write_all(ok).await.is_err() {
+                    return;
+                }
+                let idle = Duration::from_millis(30);
+                if buf.is_empty() && tokio::time::timeout(idle, stream.readable()).await.is_err() {
+                    return;
                 }
             }
             Fault::EveryThird => {
@@ -318,4 +330,32 @@ fn every_third_request_failing_is_counted_exactly() {
     assert_eq!(step["failures"].as_u64().unwrap(), requests / 3);
     assert_eq!(step["errors"]["status"].as_u64().unwrap(), requests / 3);
     assert_eq!(step["status_codes"]["500"].as_u64().unwrap(), requests / 3);
+}
+
+#[test]
+fn a_connection_the_server_closes_while_idle_is_replaced_without_a_failure() {
+    let server = FaultServer::start(Fault::IdleClose);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[target]
+base_url = "{}"
+[load]
+users = 2
+duration = "1500ms"
+[[flow]]
+think_time = "100ms"
+  [[flow.step]]
+  name = "fault"
+  path = "/fault"
+"#,
+        server.url()
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    run_quiet(&file, dir.path()).success();
+    let s = summary(dir.path());
+    let (faulty, _) = server.received();
+    assert_eq!(s["totals"]["requests"].as_u64().unwrap(), faulty);
+    assert!(faulty >= 10, "{faulty}");
+    assert_eq!(s["totals"]["failures"], 0, "{}", s["failures"]);
 }
