@@ -55,7 +55,7 @@ pub fn check(step: &StepPlan, ex: &Exchange) -> Result<Vec<(String, Value)>, Fai
         None
     };
     for (pointer, expected) in &step.expect.json {
-        let found = json.as_ref().and_then(|j| j.pointer(pointer));
+        let found = json.as_ref().and_then(|j| pointer.find(j));
         match found {
             Some(v) if json_equal(v, expected) => {}
             Some(v) => {
@@ -70,7 +70,7 @@ pub fn check(step: &StepPlan, ex: &Exchange) -> Result<Vec<(String, Value)>, Fai
     let mut extracted = Vec::with_capacity(step.extract.len());
     for e in &step.extract {
         let value = match &e.source {
-            ExtractFrom::Json(pointer) => match json.as_ref().and_then(|j| j.pointer(pointer)) {
+            ExtractFrom::Json(pointer) => match json.as_ref().and_then(|j| pointer.find(j)) {
                 Some(serde_json::Value::String(s)) => Value::from(s.as_str()),
                 Some(v) => Value::from(minijinja::value::Serde(v)),
                 None => {

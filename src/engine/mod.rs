@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -58,6 +58,8 @@ pub struct Exchange {
 /// Connection settings shared by every session of a run.
 pub struct Connector {
     endpoint: Endpoint,
+    /// The `Host` header, made once.
+    host: HeaderValue,
     addrs: Vec<SocketAddr>,
     /// Index into `addrs` of the address that last accepted a connection.
     preferred: AtomicUsize,
@@ -83,7 +85,10 @@ impl Connector {
         } else {
             None
         };
+        let host = HeaderValue::from_str(&host_header(&endpoint))
+            .map_err(|_| anyhow::anyhow!("`{}` is not a valid host", endpoint.host))?;
         Ok(Connector {
+            host,
             endpoint,
             addrs,
             preferred: AtomicUsize::new(0),
@@ -98,19 +103,9 @@ impl Connector {
         &self.endpoint
     }
 
-    /// The `Host` header value: the port is left out when it is the default.
-    pub fn host_header(&self) -> String {
-        let default_port = if self.endpoint.https { 443 } else { 80 };
-        let host = if self.endpoint.host.contains(':') {
-            format!("[{}]", self.endpoint.host)
-        } else {
-            self.endpoint.host.clone()
-        };
-        if self.endpoint.port == default_port {
-            host
-        } else {
-            format!("{host}:{}", self.endpoint.port)
-        }
+    /// The `Host` header value.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
     }
 
     /// Connects to the address that worked last, or else tries each
@@ -330,6 +325,21 @@ impl Session {
     }
 }
 
+/// The `Host` header value: the port is left out when it is the default.
+fn host_header(endpoint: &Endpoint) -> String {
+    let default_port = if endpoint.https { 443 } else { 80 };
+    let host = if endpoint.host.contains(':') {
+        format!("[{}]", endpoint.host)
+    } else {
+        endpoint.host.clone()
+    };
+    if endpoint.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", endpoint.port)
+    }
+}
+
 /// HTTP/2 carries scheme and authority as pseudo-headers, which hyper takes
 /// from an absolute URI; `Host` is not used there.
 fn to_absolute(mut req: Request<Full<Bytes>>, connector: &Connector) -> Request<Full<Bytes>> {
@@ -343,7 +353,8 @@ fn to_absolute(mut req: Request<Full<Bytes>>, connector: &Connector) -> Request<
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    if let Ok(uri) = format!("{scheme}://{}{path}", connector.host_header()).parse() {
+    let host = host_header(&connector.endpoint);
+    if let Ok(uri) = format!("{scheme}://{host}{path}").parse() {
         *req.uri_mut() = uri;
     }
     req.headers_mut().remove(http::header::HOST);
@@ -357,34 +368,76 @@ async fn read_response(
     let (parts, mut body) = response.into_parts();
     let head_bytes = head_size(&parts.headers, parts.status);
     let mut body_bytes = 0u64;
-    let mut kept = keep_body.then(Vec::new);
+    let mut kept = keep_body.then(Kept::default);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| classify(&e, true))?;
-        if let Some(data) = frame.data_ref() {
+        if let Ok(data) = frame.into_data() {
             body_bytes += data.len() as u64;
-            if let Some(buf) = kept.as_mut() {
-                // Checks and extraction read the body from memory; a body
-                // bigger than this would make memory grow with each user.
-                if buf.len() + data.len() > MAX_KEPT_BODY {
-                    return Err((
-                        ErrorKind::Body,
-                        format!(
-                            "the body is over {} MiB, too big to check",
-                            MAX_KEPT_BODY >> 20
-                        ),
-                    ));
-                }
-                buf.extend_from_slice(data);
+            if let Some(kept) = kept.as_mut() {
+                kept.push(data)?;
             }
         }
     }
     Ok(Exchange {
         status: parts.status,
         headers: parts.headers,
-        body: kept.map(Bytes::from),
+        body: kept.map(Kept::into_bytes),
         body_bytes,
         bytes_in: head_bytes + body_bytes,
     })
+}
+
+/// A body kept for checks. A body that arrives in one frame (the usual
+/// case) is kept as that frame, without a copy.
+#[derive(Default)]
+enum Kept {
+    #[default]
+    Empty,
+    One(Bytes),
+    Joined(Vec<u8>),
+}
+
+impl Kept {
+    fn push(&mut self, data: Bytes) -> Result<(), Failure> {
+        let len = match self {
+            Kept::Empty => 0,
+            Kept::One(first) => first.len(),
+            Kept::Joined(joined) => joined.len(),
+        };
+        // Checks and extraction read the body from memory; a body bigger
+        // than this would make memory grow with each user.
+        if len + data.len() > MAX_KEPT_BODY {
+            return Err((
+                ErrorKind::Body,
+                format!(
+                    "the body is over {} MiB, too big to check",
+                    MAX_KEPT_BODY >> 20
+                ),
+            ));
+        }
+        *self = match std::mem::take(self) {
+            Kept::Empty => Kept::One(data),
+            Kept::One(first) => {
+                let mut joined = Vec::with_capacity(first.len() + data.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&data);
+                Kept::Joined(joined)
+            }
+            Kept::Joined(mut joined) => {
+                joined.extend_from_slice(&data);
+                Kept::Joined(joined)
+            }
+        };
+        Ok(())
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Kept::Empty => Bytes::new(),
+            Kept::One(data) => data,
+            Kept::Joined(joined) => Bytes::from(joined),
+        }
+    }
 }
 
 /// Size of an HTTP/1.1 status line and header block.

@@ -55,23 +55,28 @@ pub fn build(
             .render(part, ctx)
             .map_err(|e| (ErrorKind::Template, e))
     };
-    let path = render(&step.path)?;
-    let full_path = format!("{}{}", connector.endpoint().base_path, path);
-    let uri: http::Uri = full_path.parse().map_err(|_| {
+    // Rendered strings become the URI and header values as they are:
+    // `from_maybe_shared` takes the bytes over instead of copying them.
+    let mut path = render(&step.path)?;
+    let base_path = &connector.endpoint().base_path;
+    path.insert_str(0, base_path);
+    let path_len = path.len();
+    let uri = Uri::from_maybe_shared(Bytes::from(path)).map_err(|_| {
         (
             ErrorKind::Template,
-            format!("path `{path}` does not form a valid URI"),
+            format!(
+                "path `{}` does not form a valid URI",
+                // Rendered again to say what it was: the first rendering
+                // went into the failed URI.
+                render(&step.path).unwrap_or_default()
+            ),
         )
     })?;
     let mut headers = HeaderMap::with_capacity(plan.target.headers.len() + step.headers.len() + 3);
-    headers.insert(
-        HOST,
-        HeaderValue::from_str(&connector.host_header())
-            .map_err(|_| (ErrorKind::Template, "invalid host".to_string()))?,
-    );
+    headers.insert(HOST, connector.host().clone());
     for (name, part) in plan.target.headers.iter().chain(&step.headers) {
         let value = render(part)?;
-        let value = HeaderValue::from_str(&value).map_err(|_| {
+        let value = HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| {
             (
                 ErrorKind::Template,
                 format!("header `{name}` rendered to a value that is not allowed in a header"),
@@ -96,7 +101,7 @@ pub fn build(
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
         + step.method.as_str().len()
-        + full_path.len()
+        + path_len
         + " HTTP/1.1\r\n\r\n".len();
     Ok(Prepared {
         method: step.method.clone(),

@@ -9,6 +9,7 @@
 //! worker) executes, and `validate` must report a missing file.
 
 mod load;
+mod pointer;
 pub mod template;
 pub mod threshold;
 
@@ -22,6 +23,7 @@ use minijinja::Value;
 use crate::diag::{Diagnostics, Span, Spanned};
 use crate::scenario::{self, ExtractSource, Scenario, StatusSpec};
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
+pub use pointer::JsonPointer;
 use template::{Globals, Part, Templates};
 use threshold::Threshold;
 
@@ -201,7 +203,7 @@ pub struct ExpectPlan {
     /// Inclusive ranges of accepted codes; empty means 200–399.
     pub status: Vec<(u16, u16)>,
     pub body_contains: Option<String>,
-    pub json: Vec<(String, serde_json::Value)>,
+    pub json: Vec<(JsonPointer, serde_json::Value)>,
 }
 
 impl ExpectPlan {
@@ -223,7 +225,7 @@ pub struct ExtractPlan {
 
 #[derive(Debug, Clone)]
 pub enum ExtractFrom {
-    Json(String),
+    Json(JsonPointer),
     Header(HeaderName),
 }
 
@@ -716,16 +718,13 @@ impl Compiler<'_> {
         let mut extract = Vec::new();
         for e in &s.extract {
             let source = match &e.source.value {
-                ExtractSource::Json(p) => {
-                    if !(p.is_empty() || p.starts_with('/')) {
-                        self.diags.error(
-                            e.source.span.clone(),
-                            format!("JSON pointer `{p}` must be empty or start with `/`, e.g. \"/items/0/id\""),
-                        );
+                ExtractSource::Json(p) => match JsonPointer::parse(p) {
+                    Ok(pointer) => ExtractFrom::Json(pointer),
+                    Err(message) => {
+                        self.diags.error(e.source.span.clone(), message);
                         continue;
                     }
-                    ExtractFrom::Json(p.clone())
-                }
+                },
                 ExtractSource::Header(h) => match HeaderName::from_bytes(h.as_bytes()) {
                     Ok(h) => ExtractFrom::Header(h),
                     Err(_) => {
@@ -799,17 +798,10 @@ impl Compiler<'_> {
         }
         let mut json = Vec::new();
         for (pointer, value) in &e.json {
-            if !(pointer.value.is_empty() || pointer.value.starts_with('/')) {
-                self.diags.error(
-                    pointer.span.clone(),
-                    format!(
-                        "JSON pointer `{}` must be empty or start with `/`",
-                        pointer.value
-                    ),
-                );
-                continue;
+            match JsonPointer::parse(&pointer.value) {
+                Ok(parsed) => json.push((parsed, value.value.clone())),
+                Err(message) => self.diags.error(pointer.span.clone(), message),
             }
-            json.push((pointer.value.clone(), value.value.clone()));
         }
         ExpectPlan {
             status,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::HeaderValue;
+use minijinja::value::Object;
 use minijinja::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -43,11 +44,13 @@ pub struct User {
     stop: CancellationToken,
     hard_stop: CancellationToken,
     /// Per step: the request, when nothing in it is a template.
-    prepared: Vec<Option<Prepared>>,
+    prepared: Vec<Option<Rc<Prepared>>>,
     /// The request being sent now, so a hard stop can count it as aborted.
     in_flight: Rc<Cell<Option<InFlight>>>,
-    /// Values extracted so far; they live as long as the user.
-    extracted: BTreeMap<String, Value>,
+    /// Values extracted so far; they live as long as the user. Shared with
+    /// the template context of the request being built, and copied on
+    /// write only if that context is still alive.
+    extracted: Arc<BTreeMap<String, Value>>,
     iteration: u64,
 }
 
@@ -79,7 +82,9 @@ impl User {
                         .all(|(_, p)| p.is_static())
                     && s.body.as_ref().is_none_or(|b| b.is_static());
                 if fixed {
-                    engine::build(&plan, &ctx.connector, s, &Value::UNDEFINED).ok()
+                    engine::build(&plan, &ctx.connector, s, &Value::UNDEFINED)
+                        .ok()
+                        .map(Rc::new)
                 } else {
                     None
                 }
@@ -97,7 +102,7 @@ impl User {
             hard_stop: ctx.hard_stop.clone(),
             prepared,
             in_flight: Rc::default(),
-            extracted: BTreeMap::new(),
+            extracted: Arc::default(),
             iteration: 0,
             plan,
         }
@@ -150,7 +155,7 @@ impl User {
             }));
             let outcome = match &self.prepared[i] {
                 Some(prepared) => {
-                    let prepared = prepared.clone();
+                    let prepared = Rc::clone(prepared);
                     self.send(step, &prepared).await
                 }
                 None => {
@@ -179,7 +184,9 @@ impl User {
             };
             let at = (done - self.start).as_secs();
             self.recorder.borrow_mut().record(&sample, at);
-            self.extracted.extend(outcome.extracted);
+            if !outcome.extracted.is_empty() {
+                Arc::make_mut(&mut self.extracted).extend(outcome.extracted);
+            }
             if failed {
                 // Later steps usually depend on this one and would only
                 // fail in its wake.
@@ -214,23 +221,15 @@ impl User {
         end
     }
 
+    /// What this user's templates see now.
     fn context(&self, rows: &[Value]) -> Value {
-        let plan = &self.plan;
-        let mut map: BTreeMap<String, Value> = BTreeMap::new();
-        for (k, v) in plan.globals.vars.iter() {
-            map.insert(k.clone(), v.clone());
-        }
-        map.insert("vars".into(), plan.globals.vars_value.clone());
-        map.insert("env".into(), plan.globals.env.clone());
-        map.insert("vu".into(), Value::from(self.id));
-        map.insert("iteration".into(), Value::from(self.iteration));
-        for (f, row) in plan.feeders.iter().zip(rows) {
-            map.insert(f.name.clone(), row.clone());
-        }
-        for (k, v) in &self.extracted {
-            map.insert(k.clone(), v.clone());
-        }
-        Value::from(map)
+        Value::from_object(Scope {
+            plan: self.plan.clone(),
+            vu: self.id,
+            iteration: self.iteration,
+            rows: rows.to_vec(),
+            extracted: self.extracted.clone(),
+        })
     }
 
     /// Removes every secret value this request used from a failure
@@ -404,6 +403,51 @@ impl Watch {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The variables a template sees for one request, looked up on demand.
+/// Copying them all into a fresh map for every request cost about ten
+/// allocations; this costs one.
+struct Scope {
+    plan: Arc<Plan>,
+    vu: u64,
+    iteration: u64,
+    rows: Vec<Value>,
+    extracted: Arc<BTreeMap<String, Value>>,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("vu", &self.vu)
+            .field("iteration", &self.iteration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Object for Scope {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    /// Extracted values hide feeder rows, which hide the built-in names,
+    /// which hide `[vars]`.
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        if let Some(value) = self.extracted.get(key) {
+            return Some(value.clone());
+        }
+        let globals = &self.plan.globals;
+        if let Some(i) = self.plan.feeders.iter().rposition(|f| f.name == key) {
+            return self.rows.get(i).cloned();
+        }
+        match key {
+            "iteration" => Some(Value::from(self.iteration)),
+            "vu" => Some(Value::from(self.vu)),
+            "env" => Some(globals.env.clone()),
+            "vars" => Some(globals.vars_value.clone()),
+            _ => globals.vars.get(key).cloned(),
         }
     }
 }

@@ -142,6 +142,44 @@ fn extracted_values_feed_the_next_step() {
 }
 
 #[test]
+fn every_kind_of_template_variable_reaches_the_request() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "accounts.csv", "user\nann\n");
+    // `id` is both a [vars] entry and an extracted value: the extracted one
+    // wins, and `vars.id` still reaches the [vars] entry.
+    let steps = "[[flow.step]]\npath = \"/json\"\nextract = { id = { json = \"/id\" } }\n\
+                 [[flow.step]]\npath = \"/echo/{{ greeting }}/{{ vars.id }}/{{ id }}/{{ accounts.user }}/{{ env.TEMPLATE_TEST_WORD }}/{{ vu }}/{{ iteration }}\"\n";
+    let extra = "[vars]\ngreeting = \"hi\"\nid = \"from-vars\"\n\
+                 [[data]]\nname = \"accounts\"\nfile = \"accounts.csv\"\n";
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(&server.url(), "users = 1\niterations = 2", steps, extra),
+    );
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .env("TEMPLATE_TEST_WORD", "word")
+        .assert()
+        .success();
+    let echoed: Vec<String> = server
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with("/echo/"))
+        .collect();
+    assert_eq!(
+        echoed,
+        [
+            "/echo/hi/from-vars/42/ann/word/0/0",
+            "/echo/hi/from-vars/42/ann/word/0/1"
+        ]
+    );
+}
+
+#[test]
 fn a_failing_threshold_gives_exit_code_1_and_a_passing_one_0() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
