@@ -233,6 +233,7 @@ where
 pub struct Session {
     connector: Arc<Connector>,
     connection: Option<Connection>,
+    deadline: Deadline,
 }
 
 impl Session {
@@ -240,6 +241,7 @@ impl Session {
         Session {
             connector,
             connection: None,
+            deadline: Deadline::default(),
         }
     }
 
@@ -247,18 +249,6 @@ impl Session {
     /// timeout (connecting has its own timeout first). Any failure drops the
     /// connection so the next request starts on a fresh one.
     pub async fn send(
-        &mut self,
-        req: Request<Full<Bytes>>,
-        keep_body: bool,
-    ) -> Result<Exchange, Failure> {
-        let result = self.send_inner(req, keep_body).await;
-        if result.is_err() {
-            self.connection = None;
-        }
-        result
-    }
-
-    async fn send_inner(
         &mut self,
         req: Request<Full<Bytes>>,
         keep_body: bool,
@@ -278,13 +268,19 @@ impl Session {
             read_response(response, keep_body).await
         };
         let exchange = Connection::drive(&mut connection.driver, exchange);
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err((
+        let expired = self.deadline.arm(timeout);
+        let result = tokio::select! {
+            biased;
+            result = exchange => result,
+            _ = expired => Err((
                 ErrorKind::Timeout,
                 format!("no complete response within {}", fmt_duration(timeout)),
             )),
+        };
+        if result.is_err() {
+            self.connection = None;
         }
+        result
     }
 
     /// Makes sure there is a usable connection: reuses the open one, or
@@ -337,6 +333,34 @@ fn host_header(endpoint: &Endpoint) -> String {
         host
     } else {
         format!("{host}:{}", endpoint.port)
+    }
+}
+
+/// The request timeout, made coarse so that it costs next to nothing per
+/// request. A timer per request (a tokio `timeout`) is put into the timer
+/// wheel and taken out again every time. Instead each session keeps one
+/// timer, set to fire between `timeout` and `timeout` + 1/16 of it after the
+/// request's start, and moves it only when it would fire too early for a
+/// later request: against a fast target, a few times a second rather than
+/// on every request.
+#[derive(Default)]
+struct Deadline {
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Deadline {
+    /// The timer for a request that starts now.
+    fn arm(&mut self, timeout: Duration) -> Pin<&mut tokio::time::Sleep> {
+        let earliest = tokio::time::Instant::now() + timeout;
+        let latest = earliest + timeout / 16;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(latest)));
+        let at = timer.deadline();
+        if at < earliest || at > latest {
+            timer.as_mut().reset(latest);
+        }
+        timer.as_mut()
     }
 }
 
@@ -522,4 +546,44 @@ pub fn fmt_duration(d: Duration) -> String {
 fn trim(x: f64) -> String {
     let s = format!("{x:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::{advance, Instant};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_moves_only_when_it_would_fire_too_early() {
+        let timeout = Duration::from_millis(1600);
+        let mut deadline = Deadline::default();
+        let start = Instant::now();
+        let first = deadline.arm(timeout).deadline();
+        assert_eq!(first, start + Duration::from_millis(1700));
+        // A request 60 ms later may still time out at the same instant...
+        advance(Duration::from_millis(60)).await;
+        assert_eq!(deadline.arm(timeout).deadline(), first);
+        // ...one 110 ms later may not: that would be before its 1600 ms.
+        advance(Duration::from_millis(50)).await;
+        assert_eq!(
+            deadline.arm(timeout).deadline(),
+            start + Duration::from_millis(1810)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_times_out_between_its_timeout_and_a_sixteenth_more() {
+        let timeout = Duration::from_millis(1600);
+        let mut deadline = Deadline::default();
+        for gap in [0, 30, 100, 2000] {
+            advance(Duration::from_millis(gap)).await;
+            let start = Instant::now();
+            deadline.arm(timeout).await;
+            let waited = start.elapsed();
+            assert!(
+                waited >= timeout && waited <= timeout + timeout / 16,
+                "{waited:?}"
+            );
+        }
+    }
 }
