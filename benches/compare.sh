@@ -5,8 +5,9 @@
 # The figure that matters is requests per CPU-second of the generator:
 # a generator that runs out of CPU first measures itself, not the target.
 #
-#   bash benches/compare.sh                 # everything (about 4 minutes)
+#   bash benches/compare.sh                 # everything (about 5 minutes)
 #   ONLY=throughput bash benches/compare.sh # skip memory and start-up
+#   ROUNDS=5 bash benches/compare.sh        # throughput rounds (default 3)
 #
 # wrk, hey and ab come from Debian and oha from crates.io; each is
 # installed if missing (set INSTALL=0 to only use what is there). k6 and
@@ -15,6 +16,7 @@
 source "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-50}
 INSTALL=${INSTALL:-1}
 ONLY=${ONLY:-all}
@@ -65,19 +67,28 @@ PY
 )")
 }
 
+# print_rows: one table row per tool, from its median round (by requests
+# per CPU-second), with the spread over the rounds and the ratio of the
+# medians to wrk's.
 print_rows() {
-    local base=""
-    echo "| tool | requests | req/s | generator CPU s | req per CPU-s | peak RSS MB | p50 ms | p99 ms | vs wrk |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for r in "${ROWS[@]}"; do
-        IFS='|' read -r name requests rps cpu per_cpu rss p50 p99 <<<"$r"
-        [ "$name" = wrk ] && base=$per_cpu
-    done
-    for r in "${ROWS[@]}"; do
-        IFS='|' read -r name requests rps cpu per_cpu rss p50 p99 <<<"$r"
-        ratio=$(python3 -c "print(f'{$per_cpu / $base:.2f}×' if '$base' else '-')")
-        echo "| $name | $requests | $rps | $cpu | $per_cpu | $rss | $p50 | $p99 | $ratio |"
-    done
+    printf '%s\n' "${ROWS[@]}" | python3 -c '
+import statistics, sys
+rounds = {}
+for line in sys.stdin:
+    name, *fields = line.rstrip("\n").split("|")
+    rounds.setdefault(name, []).append(fields)
+def per_cpu(fields): return float(fields[3])
+wrk = statistics.median(map(per_cpu, rounds["wrk"])) if "wrk" in rounds else None
+print("| tool | requests | req/s | generator CPU s | req per CPU-s (median) | range over rounds | peak RSS MB | p50 ms | p99 ms | vs wrk |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for name, runs in rounds.items():
+    runs.sort(key=per_cpu)
+    requests, rps, cpu, pc, rss, p50, p99 = runs[len(runs) // 2]
+    median = statistics.median(map(per_cpu, runs))
+    spread = f"{per_cpu(runs[0]):.0f}–{per_cpu(runs[-1]):.0f}"
+    ratio = f"{median / wrk:.2f}×" if wrk else "-"
+    print(f"| {name} | {requests} | {rps} | {cpu} | {median:.0f} | {spread} | {rss} | {p50} | {p99} | {ratio} |")
+'
 }
 
 loadctl_scenario() {
@@ -109,41 +120,14 @@ print(t['requests'], round(t['latency_ms']['p50'], 2), round(t['latency_ms']['p9
 }
 
 if [ "$ONLY" = all ] || [ "$ONLY" = throughput ]; then
-    # wrk: "N requests in Xs"; latency percentiles with --latency.
-    measure wrk wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL"
-    row wrk "$(awk '/requests in/ {print $1}' "$work/wrk.out")" \
-        "$(awk '$1 == "50%" {print $2}' "$work/wrk.out")" "$(awk '$1 == "99%" {print $2}' "$work/wrk.out")"
-
     loadctl_scenario "$work/simple.toml" "/" ""
-    loadctl_row loadctl "$work/simple.toml"
-
-    if command -v oha >/dev/null; then
-        measure oha oha -z "${DURATION}s" -c "$CONNECTIONS" --no-tui --output-format json "$URL"
-        read -r requests p50 p99 < <(python3 -c "
-import json; d = json.load(open('$work/oha.out'))
-n = sum(d['statusCodeDistribution'].values())
-print(n, round(d['latencyPercentiles']['p50'] * 1000, 2), round(d['latencyPercentiles']['p99'] * 1000, 2))")
-        row oha "$requests" "$p50" "$p99"
-    fi
-
-    measure hey hey -z "${DURATION}s" -c "$CONNECTIONS" "$URL"
-    row hey "$(awk '/^  \[200\]/ {print $2}' "$work/hey.out")" \
-        "$(awk '/50%% in/ || /50% in/ {print $3 * 1000}' "$work/hey.out")" "$(awk '/99% in/ {print $3 * 1000}' "$work/hey.out")"
-
-    measure ab ab -q -k -c "$CONNECTIONS" -t "$DURATION" -n 100000000 "$URL"
-    row ab "$(awk '/^Complete requests/ {print $3}' "$work/ab.out")" \
-        "$(awk '$1 == "50%" {print $2}' "$work/ab.out")" "$(awk '$1 == "99%" {print $2}' "$work/ab.out")"
-
     # The realistic scenario: a templated path, a header, a JSON-pointer
     # extraction, a status check, per-step statistics.
     loadctl_scenario "$work/real.toml" "/items.json?page={{ random(1, 100) }}" \
         '  headers = { "X-Request-Id" = "{{ vu }}-{{ iteration }}" }
   expect = { status = [200] }
   extract = { first = { json = "/items/0/id" } }'
-    loadctl_row "loadctl (realistic)" "$work/real.toml"
-
-    if command -v k6 >/dev/null; then
-        cat > "$work/k6.js" <<JS
+    cat > "$work/k6.js" <<JS
 import http from 'k6/http';
 import { check } from 'k6';
 export const options = { vus: $CONNECTIONS, duration: '${DURATION}s' };
@@ -154,16 +138,48 @@ export default function () {
   r.json('items.0.id');
 }
 JS
-        measure k6 k6 run --quiet --summary-export "$work/k6.json" "$work/k6.js"
-        read -r requests p50 p99 < <(python3 -c "
+    command -v k6 >/dev/null || echo "(k6 is not installed and no registry here offers it; skipped)" >&2
+
+    # The tools take turns, round after round, so a slow spell of this
+    # shared machine hits them all alike; the table shows medians.
+    for round in $(seq "$ROUNDS"); do
+        echo "throughput round $round of $ROUNDS..." >&2
+        # wrk: "N requests in Xs"; latency percentiles with --latency.
+        measure wrk wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL"
+        row wrk "$(awk '/requests in/ {print $1}' "$work/wrk.out")" \
+            "$(awk '$1 == "50%" {print $2}' "$work/wrk.out")" "$(awk '$1 == "99%" {print $2}' "$work/wrk.out")"
+
+        loadctl_row loadctl "$work/simple.toml"
+
+        if command -v oha >/dev/null; then
+            measure oha oha -z "${DURATION}s" -c "$CONNECTIONS" --no-tui --output-format json "$URL"
+            read -r requests p50 p99 < <(python3 -c "
+import json; d = json.load(open('$work/oha.out'))
+n = sum(d['statusCodeDistribution'].values())
+print(n, round(d['latencyPercentiles']['p50'] * 1000, 2), round(d['latencyPercentiles']['p99'] * 1000, 2))")
+            row oha "$requests" "$p50" "$p99"
+        fi
+
+        measure hey hey -z "${DURATION}s" -c "$CONNECTIONS" "$URL"
+        row hey "$(awk '/^  \[200\]/ {print $2}' "$work/hey.out")" \
+            "$(awk '/50%% in/ || /50% in/ {print $3 * 1000}' "$work/hey.out")" "$(awk '/99% in/ {print $3 * 1000}' "$work/hey.out")"
+
+        measure ab ab -q -k -c "$CONNECTIONS" -t "$DURATION" -n 100000000 "$URL"
+        row ab "$(awk '/^Complete requests/ {print $3}' "$work/ab.out")" \
+            "$(awk '$1 == "50%" {print $2}' "$work/ab.out")" "$(awk '$1 == "99%" {print $2}' "$work/ab.out")"
+
+        loadctl_row "loadctl (realistic)" "$work/real.toml"
+
+        if command -v k6 >/dev/null; then
+            measure k6 k6 run --quiet --summary-export "$work/k6.json" "$work/k6.js"
+            read -r requests p50 p99 < <(python3 -c "
 import json; m = json.load(open('$work/k6.json'))['metrics']
 print(int(m['http_reqs']['count']), round(m['http_req_duration']['med'], 2), '-')")
-        row "k6 (realistic)" "$requests" "$p50" "$p99"
-    else
-        echo "(k6 is not installed and no registry here offers it; skipped)" >&2
-    fi
+            row "k6 (realistic)" "$requests" "$p50" "$p99"
+        fi
+    done
 
-    echo "## Throughput: $CONNECTIONS connections, ${DURATION} s, generator on 1 core"
+    echo "## Throughput: $CONNECTIONS connections, ${DURATION} s, generator on 1 core, medians of $ROUNDS rounds"
     echo
     print_rows
 fi

@@ -37,8 +37,13 @@ impl Prepared {
         request
     }
 
-    pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+    /// The request itself, for a request sent only once.
+    pub fn into_request(self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body));
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.headers_mut() = self.headers;
+        request
     }
 }
 

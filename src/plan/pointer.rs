@@ -2,11 +2,15 @@
 //! their unescaped tokens once, when the plan is made.
 //!
 //! `serde_json::Value::pointer` splits and unescapes the pointer text on
-//! every call, two allocations per token; a step that extracts a value
-//! from every response would pay that on every request.
+//! every call, two allocations per token, and needs the whole document
+//! built as a `Value` first. A step that extracts one id from every
+//! response would pay for all of that on every request; [`JsonPointer`]
+//! reads the document once and builds only the value it points at.
 
 use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,15 +41,118 @@ impl JsonPointer {
         })
     }
 
-    /// The value the pointer points at, if there is one.
-    pub fn find<'a>(&self, document: &'a Value) -> Option<&'a Value> {
-        self.tokens
-            .iter()
-            .try_fold(document, |value, token| match value {
-                Value::Object(map) => map.get(token),
-                Value::Array(items) => items.get(array_index(token)?),
-                _ => None,
-            })
+    /// The value the pointer points at in a JSON document, if there is
+    /// one, or the reason the document is not JSON. Only that value is
+    /// built; the rest of the document is checked and skipped, so
+    /// extracting one id from a response allocates nothing else.
+    pub fn find_in(&self, document: &[u8]) -> Result<Option<Value>, serde_json::Error> {
+        let mut reader = serde_json::Deserializer::from_slice(document);
+        let found = At(&self.tokens).deserialize(&mut reader)?;
+        reader.end()?;
+        Ok(found)
+    }
+}
+
+/// Deserializes the value at the end of a path of tokens.
+struct At<'p>(&'p [String]);
+
+impl<'de> DeserializeSeed<'de> for At<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.0.split_first() {
+            None => Value::deserialize(d).map(Some),
+            Some((token, rest)) => d.deserialize_any(Step { token, rest }),
+        }
+    }
+}
+
+/// One step down the path: into the member or element named `token`.
+struct Step<'p> {
+    token: &'p str,
+    rest: &'p [String],
+}
+
+impl<'de> Visitor<'de> for Step<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(matches) = map.next_key_seed(KeyIs(self.token))? {
+            if matches {
+                // The last of duplicate keys wins, as in serde_json's Value.
+                found = map.next_value_seed(At(self.rest))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let wanted = array_index(self.token);
+        let mut found = None;
+        let mut index = 0;
+        loop {
+            if Some(index) == wanted {
+                match seq.next_element_seed(At(self.rest))? {
+                    Some(value) => found = value,
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            index += 1;
+        }
+        Ok(found)
+    }
+
+    // A scalar has nothing inside it for the rest of the path.
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Reads an object key and tells whether it is the token, without
+/// copying it.
+struct KeyIs<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
     }
 }
 
@@ -70,15 +177,18 @@ mod tests {
 
     #[test]
     fn finds_what_serde_json_finds() {
-        let doc = serde_json::json!({
-            "items": [{"id": 7}, {"id": 8}],
-            "a/b": 1, "m~n": 2, "": 3, "01": 4,
-        });
-        for text in [
+        let text = r#"{
+            "items": [{"id": 7, "tags": ["a", "b"]}, {"id": 8}],
+            "a/b": 1, "m~n": 2, "": 3, "01": 4, "s": "text", "n": null,
+            "dup": 1, "dup": 2, "esc\"aped": 5
+        }"#;
+        let doc: Value = serde_json::from_str(text).unwrap();
+        for pointer in [
             "",
             "/items",
             "/items/0/id",
             "/items/1/id",
+            "/items/0/tags/1",
             "/items/2",
             "/items/01",
             "/items/-",
@@ -87,12 +197,33 @@ mod tests {
             "/m~0n",
             "/",
             "/01",
+            "/s",
+            "/s/0",
+            "/n",
+            "/n/x",
+            "/dup",
+            "/esc\"aped",
             "/items/0/id/x",
             "/missing",
         ] {
-            let pointer = JsonPointer::parse(text).unwrap();
-            assert_eq!(pointer.find(&doc), doc.pointer(text), "{text}");
-            assert_eq!(pointer.to_string(), text);
+            let parsed = JsonPointer::parse(pointer).unwrap();
+            let found = parsed.find_in(text.as_bytes()).unwrap();
+            assert_eq!(found.as_ref(), doc.pointer(pointer), "{pointer}");
+            assert_eq!(parsed.to_string(), pointer);
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_an_error_even_past_the_value() {
+        let pointer = JsonPointer::parse("/id").unwrap();
+        for body in [
+            "",
+            "not json",
+            r#"{"id": 1"#,
+            r#"{"id": 1} trailing"#,
+            r#"{"id": 1, "x": [}"#,
+        ] {
+            assert!(pointer.find_in(body.as_bytes()).is_err(), "{body}");
         }
     }
 

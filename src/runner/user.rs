@@ -7,7 +7,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderValue, Request};
+use http_body_util::Full;
 use minijinja::value::Object;
 use minijinja::Value;
 use tokio_util::sync::CancellationToken;
@@ -155,13 +157,16 @@ impl User {
             }));
             let outcome = match &self.prepared[i] {
                 Some(prepared) => {
-                    let prepared = Rc::clone(prepared);
-                    self.send(step, &prepared).await
+                    let (request, bytes_out) = (prepared.request(), prepared.bytes_out);
+                    self.send(step, request, bytes_out).await
                 }
                 None => {
                     let ctx = self.context(&rows);
                     match engine::build(&self.plan, &self.connector, step, &ctx) {
-                        Ok(prepared) => self.send(step, &prepared).await,
+                        Ok(prepared) => {
+                            let bytes_out = prepared.bytes_out;
+                            self.send(step, prepared.into_request(), bytes_out).await
+                        }
                         Err(f) => Outcome::failed(f, 0),
                     }
                 }
@@ -185,7 +190,16 @@ impl User {
             let at = (done - self.start).as_secs();
             self.recorder.borrow_mut().record(&sample, at);
             if !outcome.extracted.is_empty() {
-                Arc::make_mut(&mut self.extracted).extend(outcome.extracted);
+                let known = Arc::make_mut(&mut self.extracted);
+                for (e, value) in step.extract.iter().zip(outcome.extracted) {
+                    // A name seen before keeps its key: no copy of it.
+                    match known.get_mut(&e.var) {
+                        Some(slot) => *slot = value,
+                        None => {
+                            known.insert(e.var.clone(), value);
+                        }
+                    }
+                }
             }
             if failed {
                 // Later steps usually depend on this one and would only
@@ -265,21 +279,21 @@ impl User {
         message
     }
 
-    async fn send(&mut self, step: &StepPlan, prepared: &Prepared) -> Outcome {
-        let bytes_out = prepared.bytes_out;
+    async fn send(
+        &mut self,
+        step: &StepPlan,
+        request: Request<Full<Bytes>>,
+        bytes_out: u64,
+    ) -> Outcome {
         // HeaderValues share their bytes, so keeping the secret ones for a
         // possible failure message costs no copy.
-        let secret_headers: Vec<HeaderValue> = prepared
+        let secret_headers: Vec<HeaderValue> = request
             .headers()
             .iter()
             .filter(|(name, _)| self.plan.secrets.headers.contains(name))
             .map(|(_, value)| value.clone())
             .collect();
-        match self
-            .session
-            .send(prepared.request(), step.needs_body())
-            .await
-        {
+        match self.session.send(request, step.needs_body()).await {
             Err(f) => Outcome {
                 secret_headers,
                 ..Outcome::failed(f, bytes_out)
@@ -322,7 +336,8 @@ struct Outcome {
     bytes_in: u64,
     bytes_out: u64,
     body_bytes: u64,
-    extracted: Vec<(String, Value)>,
+    /// In the order of the step's `extract`.
+    extracted: Vec<Value>,
     /// Values of the request's secret headers, to redact from a failure.
     secret_headers: Vec<HeaderValue>,
 }
