@@ -46,7 +46,7 @@ pub struct User {
     stop: CancellationToken,
     hard_stop: CancellationToken,
     /// Per step: the request, when nothing in it is a template.
-    prepared: Vec<Option<Rc<Prepared>>>,
+    prepared: Vec<Option<Prepared>>,
     /// The request being sent now, so a hard stop can count it as aborted.
     in_flight: Rc<Cell<Option<InFlight>>>,
     /// Values extracted so far; they live as long as the user. Shared with
@@ -84,9 +84,7 @@ impl User {
                         .all(|(_, p)| p.is_static())
                     && s.body.as_ref().is_none_or(|b| b.is_static());
                 if fixed {
-                    engine::build(&plan, &ctx.connector, s, &Value::UNDEFINED)
-                        .ok()
-                        .map(Rc::new)
+                    engine::build(&plan, &ctx.connector, s, &Value::UNDEFINED).ok()
                 } else {
                     None
                 }
@@ -123,10 +121,13 @@ impl User {
         if self.stop.is_cancelled() {
             return IterationEnd::NotStarted;
         }
-        let plan = self.plan.clone();
+        // Borrowed, not cloned: the plan's reference count is shared by
+        // every generator thread, and touching it per iteration would make
+        // the threads contend for one cache line.
+        let plan: &Plan = &self.plan;
         let mut rows = Vec::with_capacity(plan.feeders.len());
         for i in 0..plan.feeders.len() {
-            match self.shared.next_row(&plan, i) {
+            match self.shared.next_row(plan, i) {
                 Some(row) => rows.push(row),
                 None => return IterationEnd::DataExhausted,
             }
@@ -158,14 +159,15 @@ impl User {
             let outcome = match &self.prepared[i] {
                 Some(prepared) => {
                     let (request, bytes_out) = (prepared.request(), prepared.bytes_out);
-                    self.send(step, request, bytes_out).await
+                    Self::send(&mut self.session, plan, step, request, bytes_out).await
                 }
                 None => {
                     let ctx = self.context(&rows);
-                    match engine::build(&self.plan, &self.connector, step, &ctx) {
+                    match engine::build(plan, &self.connector, step, &ctx) {
                         Ok(prepared) => {
                             let bytes_out = prepared.bytes_out;
-                            self.send(step, prepared.into_request(), bytes_out).await
+                            let request = prepared.into_request();
+                            Self::send(&mut self.session, plan, step, request, bytes_out).await
                         }
                         Err(f) => Outcome::failed(f, 0),
                     }
@@ -279,8 +281,12 @@ impl User {
         message
     }
 
+    /// Sends one request and judges the response. A function of the
+    /// session rather than a method, so the caller can keep the plan
+    /// borrowed meanwhile.
     async fn send(
-        &mut self,
+        session: &mut Session,
+        plan: &Plan,
         step: &StepPlan,
         request: Request<Full<Bytes>>,
         bytes_out: u64,
@@ -290,10 +296,10 @@ impl User {
         let secret_headers: Vec<HeaderValue> = request
             .headers()
             .iter()
-            .filter(|(name, _)| self.plan.secrets.headers.contains(name))
+            .filter(|(name, _)| plan.secrets.headers.contains(name))
             .map(|(_, value)| value.clone())
             .collect();
-        match self.session.send(request, step.needs_body()).await {
+        match session.send(request, step.needs_body()).await {
             Err(f) => Outcome {
                 secret_headers,
                 ..Outcome::failed(f, bytes_out)
