@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the per-request hot paths: recording a sample,
-//! merging snapshots, rendering a template, building a request, and
-//! computing arrival instants. `cargo bench --bench hot_paths`; they
+//! merging snapshots, rendering a template, building a request, extracting
+//! a JSON value, and computing arrival instants. `cargo bench --bench hot_paths`; they
 //! measure, they assert nothing, and `cargo test` does not run them.
 
 use std::path::Path;
@@ -127,7 +127,7 @@ fn build_templated_request(bencher: divan::Bencher) {
     bencher.bench_local(|| {
         engine::build(&plan, &connector, step, &ctx)
             .unwrap()
-            .request()
+            .into_request()
     });
 }
 
@@ -138,6 +138,26 @@ fn clone_prepared_request(bencher: divan::Bencher) {
     let connector = connector(&plan);
     let prepared = engine::build(&plan, &connector, &plan.flows[0].steps[0], &context()).unwrap();
     bencher.bench_local(|| prepared.request());
+}
+
+const ITEMS: &str = r#"{"items": [{"id": 7, "name": "seven"}, {"id": 8, "name": "eight"}], "page": 1, "next": "/items?page=2"}"#;
+
+/// Extracting one value from a JSON body the way checks do: reading the
+/// body and building only the value the pointer points at.
+#[divan::bench]
+fn extract_json_pointer(bencher: divan::Bencher) {
+    let pointer = plan::JsonPointer::parse("/items/1/id").unwrap();
+    bencher.bench_local(|| pointer.find_in(ITEMS.as_bytes()).unwrap());
+}
+
+/// The same, by building the whole document first (what checks did
+/// before), for comparison.
+#[divan::bench]
+fn extract_json_whole_document(bencher: divan::Bencher) {
+    bencher.bench_local(|| {
+        let document: serde_json::Value = serde_json::from_str(ITEMS).unwrap();
+        document.pointer("/items/1/id").cloned()
+    });
 }
 
 /// Computing 10,000 arrival instants of a ramp.

@@ -372,6 +372,7 @@ async fn shard_main(ctx: ShardContext) {
         start: ctx.start,
         stop: ctx.stop.clone(),
         hard_stop: ctx.hard_stop.clone(),
+        scope: Arc::new(user::ScopeGlobals::new(&ctx.plan)),
     };
     let work = async {
         match &ctx.plan.load.model {

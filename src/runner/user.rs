@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use crate::engine::{self, Connector, Failure, Prepared, Session};
 use crate::metrics::{ErrorKind, Sample, Snapshot};
+use crate::plan::template::Globals;
 use crate::plan::{Plan, StepPlan};
 
 /// How an iteration ended.
@@ -45,6 +46,7 @@ pub struct User {
     start: Instant,
     stop: CancellationToken,
     hard_stop: CancellationToken,
+    scope: Arc<ScopeGlobals>,
     /// Per step: the request, when nothing in it is a template.
     prepared: Vec<Option<Prepared>>,
     /// The request being sent now, so a hard stop can count it as aborted.
@@ -66,6 +68,8 @@ pub struct UserContext {
     pub start: Instant,
     pub stop: CancellationToken,
     pub hard_stop: CancellationToken,
+    /// This thread's copy of what templates see besides a user's values.
+    pub scope: Arc<ScopeGlobals>,
 }
 
 impl User {
@@ -100,6 +104,7 @@ impl User {
             start: ctx.start,
             stop: ctx.stop.clone(),
             hard_stop: ctx.hard_stop.clone(),
+            scope: ctx.scope.clone(),
             prepared,
             in_flight: Rc::default(),
             extracted: Arc::default(),
@@ -240,7 +245,7 @@ impl User {
     /// What this user's templates see now.
     fn context(&self, rows: &[Value]) -> Value {
         Value::from_object(Scope {
-            plan: self.plan.clone(),
+            globals: self.scope.clone(),
             vu: self.id,
             iteration: self.iteration,
             rows: rows.to_vec(),
@@ -428,11 +433,29 @@ impl Watch {
     }
 }
 
+/// What every template sees besides a user's own values: `[vars]`, `env`
+/// and the data feeders' names. Each generator thread has its own copy, so
+/// the reference count that every templated request touches is not shared
+/// between threads (the plan's is).
+pub struct ScopeGlobals {
+    globals: Globals,
+    feeders: Vec<String>,
+}
+
+impl ScopeGlobals {
+    pub fn new(plan: &Plan) -> Self {
+        ScopeGlobals {
+            globals: plan.globals.clone(),
+            feeders: plan.feeders.iter().map(|f| f.name.clone()).collect(),
+        }
+    }
+}
+
 /// The variables a template sees for one request, looked up on demand.
 /// Copying them all into a fresh map for every request cost about ten
 /// allocations; this costs one.
 struct Scope {
-    plan: Arc<Plan>,
+    globals: Arc<ScopeGlobals>,
     vu: u64,
     iteration: u64,
     rows: Vec<Value>,
@@ -459,8 +482,8 @@ impl Object for Scope {
         if let Some(value) = self.extracted.get(key) {
             return Some(value.clone());
         }
-        let globals = &self.plan.globals;
-        if let Some(i) = self.plan.feeders.iter().rposition(|f| f.name == key) {
+        let globals = &self.globals.globals;
+        if let Some(i) = self.globals.feeders.iter().rposition(|name| name == key) {
             return self.rows.get(i).cloned();
         }
         match key {
