@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{run_quiet, summary, write};
+use crate::{run_quiet, scenario, summary, write};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -336,20 +336,11 @@ fn every_third_request_failing_is_counted_exactly() {
 fn a_connection_the_server_closes_while_idle_is_replaced_without_a_failure() {
     let server = FaultServer::start(Fault::IdleClose);
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-[target]
-base_url = "{}"
-[load]
-users = 2
-duration = "1500ms"
-[[flow]]
-think_time = "100ms"
-  [[flow.step]]
-  name = "fault"
-  path = "/fault"
-"#,
-        server.url()
+    let text = scenario(
+        &server.url(),
+        "users = 2\nduration = \"1500ms\"",
+        "think_time = \"100ms\"\n[[flow.step]]\npath = \"/fault\"",
+        "",
     );
     let file = write(dir.path(), "s.toml", &text);
     run_quiet(&file, dir.path()).success();
