@@ -7,7 +7,8 @@
 #
 #   bash benches/compare.sh                 # everything (about 5 minutes)
 #   ONLY=throughput bash benches/compare.sh # skip memory and start-up
-#   ROUNDS=5 bash benches/compare.sh        # throughput rounds (default 3)
+#   ROUNDS=5 bash benches/compare.sh        # throughput rounds (default 3; odd,
+#                                           # so one round is the median)
 #
 # wrk, hey and ab come from Debian and oha from crates.io; each is
 # installed if missing (set INSTALL=0 to only use what is there). k6 and
@@ -72,23 +73,35 @@ PY
 # medians to wrk's.
 print_rows() {
     printf '%s\n' "${ROWS[@]}" | python3 -c '
-import statistics, sys
+import sys
 rounds = {}
 for line in sys.stdin:
     name, *fields = line.rstrip("\n").split("|")
     rounds.setdefault(name, []).append(fields)
 def per_cpu(fields): return float(fields[3])
-wrk = statistics.median(map(per_cpu, rounds["wrk"])) if "wrk" in rounds else None
+wrk = sorted(map(per_cpu, rounds["wrk"]))[len(rounds["wrk"]) // 2] if "wrk" in rounds else None
 print("| tool | requests | req/s | generator CPU s | req per CPU-s (median) | range over rounds | peak RSS MB | p50 ms | p99 ms | vs wrk |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, runs in rounds.items():
     runs.sort(key=per_cpu)
     requests, rps, cpu, pc, rss, p50, p99 = runs[len(runs) // 2]
-    median = statistics.median(map(per_cpu, runs))
+    median = per_cpu(runs[len(runs) // 2])
     spread = f"{per_cpu(runs[0]):.0f}–{per_cpu(runs[-1]):.0f}"
     ratio = f"{median / wrk:.2f}×" if wrk else "-"
     print(f"| {name} | {requests} | {rps} | {cpu} | {median:.0f} | {spread} | {rss} | {p50} | {p99} | {ratio} |")
 '
+}
+
+# wrk_ms PERCENTILE: wrk's latency at that percentile ("573.00us",
+# "1.42ms", "2.01s") in milliseconds, like the other tools' columns.
+wrk_ms() {
+    awk -v p="$1" '$1 == p {
+        v = $2
+        if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+        else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+        printf "%.2f", v
+    }' "$work/wrk.out"
 }
 
 loadctl_scenario() {
@@ -147,7 +160,7 @@ JS
         # wrk: "N requests in Xs"; latency percentiles with --latency.
         measure wrk wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL"
         row wrk "$(awk '/requests in/ {print $1}' "$work/wrk.out")" \
-            "$(awk '$1 == "50%" {print $2}' "$work/wrk.out")" "$(awk '$1 == "99%" {print $2}' "$work/wrk.out")"
+            "$(wrk_ms 50%)" "$(wrk_ms 99%)"
 
         loadctl_row loadctl "$work/simple.toml"
 

@@ -3,7 +3,10 @@
 # machine's noise does not move, for telling whether a change to the hot
 # path made it cheaper. User space only; the kernel's share is not counted.
 #
-#   bash benches/instructions.sh     # about 2 minutes
+#   bash benches/instructions.sh     # about 4 minutes with the release build
+#
+# Like the other scripts it needs two cores (nginx on core 0, loadctl on
+# core 1) and installs what is missing with apt-get (valgrind, nginx).
 #
 # Each scenario (the plain GET and the realistic one of compare.sh, 50
 # users) runs for 10,000 and for 30,000 iterations against nginx on

@@ -42,8 +42,9 @@ pub fn check(step: &StepPlan, ex: &Exchange) -> Result<Vec<Value>, Failure> {
             ));
         }
     }
-    // Each pointer reads the body anew but builds only its own value:
-    // cheaper than building the whole document once.
+    // Each pointer reads the body anew but builds only its own value. For
+    // the one or two pointers a step usually has, that is cheaper than
+    // building the whole document once (see the `hot_paths` benches).
     let find = |pointer: &JsonPointer| {
         pointer
             .find_in(body)

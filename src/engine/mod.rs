@@ -103,6 +103,23 @@ impl Connector {
         &self.endpoint
     }
 
+    /// A copy for one generator thread. Every request clones the `Host`
+    /// value, and one value shared by all threads would have them contend
+    /// for its reference count; each thread gets its own.
+    pub fn for_thread(&self) -> Connector {
+        Connector {
+            endpoint: self.endpoint.clone(),
+            host: HeaderValue::from_bytes(self.host.as_bytes())
+                .expect("the bytes of a valid header value are valid"),
+            addrs: self.addrs.clone(),
+            preferred: AtomicUsize::new(self.preferred.load(Ordering::Relaxed)),
+            tls: self.tls.clone(),
+            http: self.http,
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+        }
+    }
+
     /// The `Host` header value.
     pub fn host(&self) -> &HeaderValue {
         &self.host
@@ -377,7 +394,7 @@ fn to_absolute(mut req: Request<Full<Bytes>>, connector: &Connector) -> Request<
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let host = host_header(&connector.endpoint);
+    let host = connector.host.to_str().unwrap_or_default();
     if let Ok(uri) = format!("{scheme}://{host}{path}").parse() {
         *req.uri_mut() = uri;
     }

@@ -70,10 +70,8 @@ pub fn build(
         (
             ErrorKind::Template,
             format!(
-                "path `{}` does not form a valid URI",
-                // Rendered again to say what it was: the first rendering
-                // went into the failed URI.
-                render(&step.path).unwrap_or_default()
+                "path `{}` does not render to a valid URI",
+                plan.templates.source(&step.path)
             ),
         )
     })?;

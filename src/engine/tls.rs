@@ -21,6 +21,7 @@ use super::Failure;
 use crate::metrics::ErrorKind;
 use crate::plan::{HttpVersion, TargetPlan};
 
+#[derive(Clone)]
 pub struct Tls {
     connector: TlsConnector,
     server_name: ServerName<'static>,

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -87,7 +87,7 @@ impl<'de> Visitor<'de> for Step<'_> {
                 // The last of duplicate keys wins, as in serde_json's Value.
                 found = map.next_value_seed(At(self.rest))?;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(Skip)?;
             }
         }
         Ok(found)
@@ -103,7 +103,7 @@ impl<'de> Visitor<'de> for Step<'_> {
                     Some(value) => found = value,
                     None => break,
                 }
-            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+            } else if seq.next_element_seed(Skip)?.is_none() {
                 break;
             }
             index += 1;
@@ -129,6 +129,60 @@ impl<'de> Visitor<'de> for Step<'_> {
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(None)
+    }
+}
+
+/// Skips a value while checking it as strictly as building it would:
+/// strings are decoded (UTF-8, escapes, surrogates), numbers parsed (an
+/// out-of-range one is an error) and serde_json's nesting limit holds.
+/// serde's `IgnoredAny` skips without those checks. Nothing is allocated:
+/// strings are only looked at.
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Skip)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -216,14 +270,31 @@ mod tests {
     #[test]
     fn a_body_that_is_not_json_is_an_error_even_past_the_value() {
         let pointer = JsonPointer::parse("/id").unwrap();
-        for body in [
+        let deep = format!(
+            r#"{{"id": 1, "x": {}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let mut bodies: Vec<Vec<u8>> = [
             "",
             "not json",
             r#"{"id": 1"#,
             r#"{"id": 1} trailing"#,
             r#"{"id": 1, "x": [}"#,
-        ] {
-            assert!(pointer.find_in(body.as_bytes()).is_err(), "{body}");
+            r#"{"id": 1, "s": "\ud800"}"#,
+            r#"{"id": 1, "big": 1e400}"#,
+            r#"{"id": 1, "x": [1,]}"#,
+            &deep,
+        ]
+        .iter()
+        .map(|b| b.as_bytes().to_vec())
+        .collect();
+        bodies.push(b"{\"id\": 1, \"s\": \"\xff\"}".to_vec());
+        for body in bodies {
+            // serde_json rejects each of them; so must the pointer.
+            assert!(serde_json::from_slice::<Value>(&body).is_err());
+            let text = String::from_utf8_lossy(&body);
+            assert!(pointer.find_in(&body).is_err(), "{text}");
         }
     }
 

@@ -92,6 +92,17 @@ impl Templates {
         Ok((Part::Template(name), vars))
     }
 
+    /// The text a part was compiled from.
+    pub fn source(&self, part: &Part) -> String {
+        match part {
+            Part::Static(s) => s.clone(),
+            Part::Template(name) => self
+                .env
+                .get_template(name)
+                .map_or_else(|_| String::new(), |t| t.source().to_string()),
+        }
+    }
+
     /// Renders a part with the given variables.
     pub fn render(&self, part: &Part, ctx: &Value) -> Result<String, String> {
         match part {
@@ -126,6 +137,30 @@ impl Globals {
         let env: BTreeMap<String, String> = std::env::vars().collect();
         Globals {
             env: Value::from(minijinja::value::Serde(&env)),
+            vars_value: Value::from(vars.clone()),
+            vars: Arc::new(vars),
+        }
+    }
+
+    /// A copy that shares no reference count with this one, for another
+    /// generator thread: templates clone these values on every request,
+    /// and threads touching one count contend for its cache line. The copy
+    /// goes through JSON because minijinja's own serialization of a value
+    /// into a value keeps sharing it.
+    pub fn deep_copy(&self) -> Globals {
+        let copy = |value: &Value| {
+            serde_json::to_value(value).map_or_else(
+                |_| value.clone(),
+                |json| Value::from(minijinja::value::Serde(&json)),
+            )
+        };
+        let vars: BTreeMap<String, Value> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), copy(v)))
+            .collect();
+        Globals {
+            env: copy(&self.env),
             vars_value: Value::from(vars.clone()),
             vars: Arc::new(vars),
         }

@@ -366,7 +366,7 @@ async fn shard_main(ctx: ShardContext) {
     let active = Rc::new(Cell::new(0u64));
     let users = UserContext {
         plan: ctx.plan.clone(),
-        connector: ctx.connector.clone(),
+        connector: Arc::new(ctx.connector.for_thread()),
         shared: ctx.shared.clone(),
         recorder: recorder.clone(),
         start: ctx.start,

@@ -434,9 +434,10 @@ impl Watch {
 }
 
 /// What every template sees besides a user's own values: `[vars]`, `env`
-/// and the data feeders' names. Each generator thread has its own copy, so
-/// the reference count that every templated request touches is not shared
-/// between threads (the plan's is).
+/// and the data feeders' names. Each generator thread has its own deep
+/// copy, so the reference counts that templated requests touch are not
+/// shared between threads. (Data rows are: every thread draws from the same
+/// feeder.)
 pub struct ScopeGlobals {
     globals: Globals,
     feeders: Vec<String>,
@@ -445,7 +446,7 @@ pub struct ScopeGlobals {
 impl ScopeGlobals {
     pub fn new(plan: &Plan) -> Self {
         ScopeGlobals {
-            globals: plan.globals.clone(),
+            globals: plan.globals.deep_copy(),
             feeders: plan.feeders.iter().map(|f| f.name.clone()).collect(),
         }
     }
@@ -453,7 +454,7 @@ impl ScopeGlobals {
 
 /// The variables a template sees for one request, looked up on demand.
 /// Copying them all into a fresh map for every request cost about ten
-/// allocations; this costs one.
+/// allocations; this costs one (two with data feeders).
 struct Scope {
     globals: Arc<ScopeGlobals>,
     vu: u64,

@@ -482,14 +482,46 @@ fn secret_variables_are_redacted_from_failure_messages() {
     let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
     let s: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(s["steps"][1]["errors"]["template"], 3);
+    // The message names the template, not what it rendered to.
     let message = s["failures"][0]["message"].as_str().unwrap();
-    assert!(message.contains("[redacted]"), "{message}");
+    assert!(message.contains("/echo/{{ token }} oops"), "{message}");
     let all = format!(
         "{}{}{json}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!all.contains("t-123"), "{all}");
+
+    // A template error that quotes a secret value has it redacted.
+    let steps = "[[flow.step]]\nname = \"use\"\npath = \"/echo/{{ random(vars.pin, 1) }}\"\n";
+    let text = format!(
+        "secrets = [\"vars.pin\"]\n{}",
+        scenario(
+            &server.url(),
+            "iterations = 2",
+            steps,
+            "[vars]\npin = 98765\n"
+        )
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    let out = loadctl()
+        .args(["run"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(s["steps"][0]["errors"]["template"], 2);
+    let message = s["failures"][0]["message"].as_str().unwrap();
+    assert!(message.contains("random([redacted], 1)"), "{message}");
+    let all = format!(
+        "{}{}{json}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("98765"), "{all}");
 }
 
 #[test]
