@@ -1,5 +1,6 @@
 //! `loadctl run` end to end.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::server::TestServer;
@@ -442,28 +443,37 @@ fn secrets_in_headers_do_not_reach_the_summary_or_output() {
             "timeout = \"2s\"\nheaders = { Authorization = \"Bearer s3cret-token\" }",
         ),
     );
-    let out = loadctl()
-        .args(["run", "-H", "Cookie: session=s3cret-cookie"])
-        .arg(&file)
+    let (_, all) = run_showing_all(&file, dir.path(), &["-H", "Cookie: session=s3cret-cookie"]);
+    assert!(!all.contains("s3cret"), "{all}");
+}
+
+/// Runs `loadctl run [EXTRA] FILE -o OUT` to its end, whatever its exit
+/// code, and returns the summary and everything the run showed: stdout,
+/// stderr and the summary's text, for checking that a secret is nowhere.
+fn run_showing_all(file: &Path, out: &Path, extra: &[&str]) -> (serde_json::Value, String) {
+    let output = loadctl()
+        .arg("run")
+        .args(extra)
+        .arg(file)
         .arg("-o")
-        .arg(dir.path())
+        .arg(out)
         .output()
         .unwrap();
+    let json = std::fs::read_to_string(out.join("summary.json")).unwrap();
     let all = format!(
-        "{}{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(dir.path().join("summary.json")).unwrap()
+        "{}{}{json}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
-    assert!(!all.contains("s3cret"), "{all}");
+    (serde_json::from_str(&json).unwrap(), all)
 }
 
 #[test]
 fn secret_variables_are_redacted_from_failure_messages() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    // The second step's path renders the extracted token into an invalid
-    // URI, and the error message would quote it.
+    // The second step's path renders the extracted (secret) token into an
+    // invalid URI: the failure must say so without showing the token.
     let steps = "[[flow.step]]\nname = \"login\"\npath = \"/json\"\n\
                  extract = { token = { header = \"x-token\" } }\n\
                  [[flow.step]]\nname = \"use\"\npath = \"/echo/{{ token }} oops\"\n";
@@ -472,27 +482,18 @@ fn secret_variables_are_redacted_from_failure_messages() {
         scenario(&server.url(), "iterations = 3", steps, "")
     );
     let file = write(dir.path(), "s.toml", &text);
-    let out = loadctl()
-        .args(["run"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
-    let s: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let (s, all) = run_showing_all(&file, dir.path(), &[]);
     assert_eq!(s["steps"][1]["errors"]["template"], 3);
     // The message names the template, not what it rendered to.
     let message = s["failures"][0]["message"].as_str().unwrap();
     assert!(message.contains("/echo/{{ token }} oops"), "{message}");
-    let all = format!(
-        "{}{}{json}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(!all.contains("t-123"), "{all}");
+}
 
-    // A template error that quotes a secret value has it redacted.
+#[test]
+fn a_template_error_that_quotes_a_secret_value_has_it_redacted() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
     let steps = "[[flow.step]]\nname = \"use\"\npath = \"/echo/{{ random(vars.pin, 1) }}\"\n";
     let text = format!(
         "secrets = [\"vars.pin\"]\n{}",
@@ -504,23 +505,10 @@ fn secret_variables_are_redacted_from_failure_messages() {
         )
     );
     let file = write(dir.path(), "s.toml", &text);
-    let out = loadctl()
-        .args(["run"])
-        .arg(&file)
-        .arg("-o")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
-    let s: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let (s, all) = run_showing_all(&file, dir.path(), &[]);
     assert_eq!(s["steps"][0]["errors"]["template"], 2);
     let message = s["failures"][0]["message"].as_str().unwrap();
     assert!(message.contains("random([redacted], 1)"), "{message}");
-    let all = format!(
-        "{}{}{json}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(!all.contains("98765"), "{all}");
 }
 
