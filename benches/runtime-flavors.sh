@@ -2,7 +2,7 @@
 # tokio's two runtime flavours under loadctl's engine, side by side:
 # a current-thread runtime per generator thread (what `loadctl run` does)
 # against one multi-threaded runtime, with 1 thread pinned to core 1 and
-# with 2 threads unpinned. nginx runs on core 0 without an access log; 50
+# with 2 threads on both cores (sharing core 0 with nginx). nginx runs on core 0 without an access log; 50
 # connections keep a plain GET busy for 5 s (see benches/runtime_flavors.rs).
 #
 #   bash benches/runtime-flavors.sh            # about 2 minutes

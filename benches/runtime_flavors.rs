@@ -13,9 +13,16 @@
 //! ```
 //!
 //! `current`: THREADS OS threads, each with its own current-thread runtime
-//! and an equal share of the connections (what `loadctl run` does).
-//! `multi`: one multi-threaded runtime with THREADS workers, every
-//! connection a task that any worker may run or steal.
+//! and an equal share of the connections, as `loadctl run` spreads its
+//! users (the runner spawns them onto a `LocalSet`; here they are plain
+//! tasks of the thread's runtime). `multi`: one multi-threaded runtime
+//! with THREADS workers, every connection a task that any worker may run
+//! or steal. Each thread (or, under `multi`, each connection) has its own
+//! copy of the connector, so no flavour pays for a shared reference count.
+//!
+//! The URL must be on loopback. Each connection stops at SECONDS or at
+//! `MAX_REQUESTS_PER_CONNECTION`, whichever comes first; a request that
+//! takes over 2 s fails the run.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,8 +31,12 @@ use std::time::{Duration, Instant};
 
 use loadctl::diag::Diagnostics;
 use loadctl::engine::{self, Connector, Session};
-use loadctl::plan::{self, BaseUrl, Overrides};
+use loadctl::plan::{self, BaseUrl, Endpoint, Overrides};
 use loadctl::scenario;
+
+/// A bound on each connection's loop besides time: far above what one
+/// connection completes in 60 s on loopback.
+const MAX_REQUESTS_PER_CONNECTION: u64 = 20_000_000;
 
 fn main() -> ExitCode {
     // `cargo bench` appends `--bench`.
@@ -54,7 +65,7 @@ fn main() -> ExitCode {
     };
     let until = Instant::now() + Duration::from_secs(seconds);
     let outcome = match flavor.as_str() {
-        "current" => thread_per_core(&work, threads, connections, until),
+        "current" => runtime_per_thread(&work, threads, connections, until),
         "multi" => multi_threaded(&work, threads, connections, until),
         other => {
             eprintln!("unknown flavour `{other}`: current or multi");
@@ -82,7 +93,8 @@ struct Work {
 impl Work {
     fn new(url: &str) -> Option<Work> {
         let source = format!(
-            "[target]\nbase_url = {url:?}\n[load]\nusers = 1\nduration = \"1s\"\n\
+            "[target]\nbase_url = {url:?}\nconnect_timeout = \"2s\"\ntimeout = \"2s\"\n\
+             [load]\nusers = 1\nduration = \"1s\"\n\
              [[flow]]\n  [[flow.step]]\n  path = \"/\"\n"
         );
         let mut diags = Diagnostics::default();
@@ -102,10 +114,22 @@ impl Work {
             eprintln!("`{url}` is not a URL");
             return None;
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        if !is_loopback(endpoint) {
+            eprintln!(
+                "`{url}`: this benchmark sends only to loopback (127.0.0.0/8, ::1, localhost)"
+            );
+            return None;
+        }
+        let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .ok()?;
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cannot start a tokio runtime: {e}");
+                return None;
+            }
+        };
         let connector = match runtime.block_on(Connector::new(endpoint.clone(), &plan.target)) {
             Ok(c) => Arc::new(c),
             Err(e) => {
@@ -115,12 +139,15 @@ impl Work {
         };
         let step = &plan.flows[0].steps[0];
         let request = engine::build(&plan, &connector, step, &minijinja::Value::UNDEFINED)
-            .map_err(|e| eprintln!("{e:?}"))
+            .map_err(|(kind, message)| {
+                eprintln!("cannot build the request ({}): {message}", kind.as_str())
+            })
             .ok()?;
         Some(Work { connector, request })
     }
 
-    /// One connection's loop: the same request, back to back, until `until`.
+    /// One connection's loop: the same request, back to back, until `until`
+    /// or `MAX_REQUESTS_PER_CONNECTION`.
     async fn keep_busy(
         connector: Arc<Connector>,
         request: engine::Prepared,
@@ -128,31 +155,37 @@ impl Work {
     ) -> Result<u64, String> {
         let mut session = Session::new(connector);
         let mut sent = 0;
-        while Instant::now() < until {
+        while sent < MAX_REQUESTS_PER_CONNECTION && Instant::now() < until {
             session
                 .send(request.request(), false)
                 .await
-                .map_err(|(kind, message)| format!("a request failed ({kind:?}): {message}"))?;
+                .map_err(|(kind, message)| {
+                    format!("a request failed ({}): {message}", kind.as_str())
+                })?;
             sent += 1;
         }
         Ok(sent)
     }
 }
 
-/// Runs `connections` loops on `runtime`'s handle and sums their counts.
+/// Spawns `connections` loops on the current runtime and sums their
+/// counts. `copy_per_task` gives each loop its own copy of the connector
+/// (for the multi-threaded runtime, whose tasks may run on any worker).
 async fn spawn_all(
-    work_connector: &Arc<Connector>,
+    connector: &Arc<Connector>,
+    copy_per_task: bool,
     request: &engine::Prepared,
     connections: usize,
     until: Instant,
 ) -> Result<u64, String> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections {
-        tasks.spawn(Work::keep_busy(
-            work_connector.clone(),
-            request.clone(),
-            until,
-        ));
+        let connector = if copy_per_task {
+            Arc::new(connector.for_thread())
+        } else {
+            connector.clone()
+        };
+        tasks.spawn(Work::keep_busy(connector, request.clone(), until));
     }
     let mut total = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -161,7 +194,7 @@ async fn spawn_all(
     Ok(total)
 }
 
-fn thread_per_core(
+fn runtime_per_thread(
     work: &Work,
     threads: usize,
     connections: usize,
@@ -178,7 +211,7 @@ fn thread_per_core(
                         .enable_all()
                         .build()
                         .map_err(|e| e.to_string())?
-                        .block_on(spawn_all(&connector, &work.request, share, until))
+                        .block_on(spawn_all(&connector, false, &work.request, share, until))
                 })
             })
             .collect();
@@ -202,8 +235,17 @@ fn multi_threaded(
         .map_err(|e| e.to_string())?
         .block_on(spawn_all(
             &work.connector,
+            true,
             &work.request,
             connections,
             until,
         ))
+}
+
+fn is_loopback(endpoint: &Endpoint) -> bool {
+    let host = endpoint.host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
