@@ -157,6 +157,15 @@ print(t['requests'], round(t['latency_ms']['p50'], 2), round(t['latency_ms']['p9
     row "$name" "$requests" "$p50" "$p99"
 }
 
+# refuse_if NAME PATTERN WHAT: stops the script when the tool's output
+# shows failed requests; their figures would measure nothing.
+refuse_if() {
+    if grep -qE "$2" "$work/$1.out"; then
+        echo "$1: $3 (see $work/$1.out); fix the setup first" >&2
+        exit 1
+    fi
+}
+
 # k6_row NAME SCRIPT: runs a k6 script and adds its row; refuses a run
 # with failed requests, as the other rows do.
 k6_row() {
@@ -221,6 +230,7 @@ PY
         echo "throughput round $round of $ROUNDS..." >&2
         # wrk: "N requests in Xs"; latency percentiles with --latency.
         measure wrk wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL"
+        refuse_if wrk 'Non-2xx|Socket errors' "non-2xx answers or socket errors"
         row wrk "$(awk '/requests in/ {print $1}' "$work/wrk.out")" \
             "$(wrk_ms 50%)" "$(wrk_ms 99%)"
 
@@ -229,17 +239,24 @@ PY
         if command -v oha >/dev/null; then
             measure oha oha -z "${DURATION}s" -c "$CONNECTIONS" --no-tui --output-format json "$URL"
             read -r requests p50 p99 < <(python3 -c "
-import json; d = json.load(open('$work/oha.out'))
-n = sum(d['statusCodeDistribution'].values())
+import json, sys; d = json.load(open('$work/oha.out'))
+codes = d['statusCodeDistribution']
+# Requests cut off by -z's deadline are not failures of the setup.
+errors = {k: v for k, v in d.get('errorDistribution', {}).items() if k != 'aborted due to deadline'}
+if set(codes) != {'200'} or errors:
+    sys.exit(f'oha: statuses {codes}, errors {errors}; fix the setup first')
+n = codes['200']
 print(n, round(d['latencyPercentiles']['p50'] * 1000, 2), round(d['latencyPercentiles']['p99'] * 1000, 2))")
             row oha "$requests" "$p50" "$p99"
         fi
 
         measure hey hey -z "${DURATION}s" -c "$CONNECTIONS" "$URL"
+        refuse_if hey '^  \[([013-9][0-9]{2}|2[1-9][0-9]|20[1-9])\]|Error distribution' "statuses other than 200, or errors"
         row hey "$(awk '/^  \[200\]/ {print $2}' "$work/hey.out")" \
             "$(awk '/50%% in/ || /50% in/ {print $3 * 1000}' "$work/hey.out")" "$(awk '/99% in/ {print $3 * 1000}' "$work/hey.out")"
 
         measure ab ab -q -k -c "$CONNECTIONS" -t "$DURATION" -n 100000000 "$URL"
+        refuse_if ab '^Non-2xx|^Failed requests: *[1-9]' "failed or non-2xx requests"
         row ab "$(awk '/^Complete requests/ {print $3}' "$work/ab.out")" \
             "$(awk '$1 == "50%" {print $2}' "$work/ab.out")" "$(awk '$1 == "99%" {print $2}' "$work/ab.out")"
 
@@ -291,8 +308,8 @@ TOML
         measure "mem-loadctl-$n" "$LOADCTL" run "$work/mem.toml" --threads 1 -q -o "$work/mem-$n"
         require_no_failures "$work/mem-$n/summary.json"
         measure "mem-wrk-$n" wrk -t1 -c"$n" -d10s "$URL"
-        l=$(awk '{printf "%.1f", $4 / 1024}' "$work/mem-loadctl-$n.time")
-        w=$(awk '{printf "%.1f", $4 / 1024}' "$work/mem-wrk-$n.time")
+        l=$(tail -n 1 "$work/mem-loadctl-$n.time" | awk '{printf "%.1f", $4 / 1024}')
+        w=$(tail -n 1 "$work/mem-wrk-$n.time" | awk '{printf "%.1f", $4 / 1024}')
         echo "| $n | $l | $w |"
     done
 

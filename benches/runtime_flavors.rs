@@ -107,7 +107,8 @@ impl Work {
             )
         });
         let Some(plan) = plan else {
-            eprintln!("`{url}` does not make a valid scenario: {diags:?}");
+            let problems: Vec<&str> = diags.items().iter().map(|d| d.message.as_str()).collect();
+            eprintln!("`{url}` is not a usable URL: {}", problems.join("; "));
             return None;
         };
         let BaseUrl::Url(endpoint) = &plan.target.base else {
@@ -156,12 +157,17 @@ impl Work {
         let mut session = Session::new(connector);
         let mut sent = 0;
         while sent < MAX_REQUESTS_PER_CONNECTION && Instant::now() < until {
-            session
-                .send(request.request(), false)
-                .await
-                .map_err(|(kind, message)| {
-                    format!("a request failed ({}): {message}", kind.as_str())
-                })?;
+            let exchange =
+                session
+                    .send(request.request(), false)
+                    .await
+                    .map_err(|(kind, message)| {
+                        format!("a request failed ({}): {message}", kind.as_str())
+                    })?;
+            // An error page served fast would measure nothing.
+            if !exchange.status.is_success() {
+                return Err(format!("the target answered {}", exchange.status));
+            }
             sent += 1;
         }
         Ok(sent)
