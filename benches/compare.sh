@@ -5,7 +5,7 @@
 # The figure that matters is requests per CPU-second of the generator:
 # a generator that runs out of CPU first measures itself, not the target.
 #
-#   bash benches/compare.sh                 # everything (about 5 minutes)
+#   bash benches/compare.sh                 # everything (about 8 minutes)
 #   ONLY=throughput bash benches/compare.sh # skip memory and start-up
 #   ROUNDS=5 bash benches/compare.sh        # throughput rounds (default 3; odd,
 #                                           # so one round is the median)
