@@ -142,6 +142,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let options = RunOptions {
             threads: args.threads,
             live_stats: args.metrics_addr.is_some(),
+            ..RunOptions::default()
         };
         let on_progress = |p: &runner::Progress| {
             display.update(p);

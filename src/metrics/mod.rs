@@ -8,6 +8,7 @@
 //! Memory is bounded: histograms have a fixed precision (3 significant
 //! digits, microseconds) and distinct failure messages are capped per step.
 
+pub mod live;
 pub mod summary;
 
 use std::collections::{BTreeMap, HashMap};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::runner::Progress;
+use crate::metrics::live::Progress;
 
 /// How often the plain-text fallback prints.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);

@@ -21,8 +21,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::live::Progress;
 use crate::metrics::summary::StepStats;
-use crate::runner::Progress;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const QUANTILES: [(f64, &str); 4] = [(50.0, "0.5"), (90.0, "0.9"), (95.0, "0.95"), (99.0, "0.99")];
@@ -233,7 +233,7 @@ fn answer(req: &Request<Incoming>, latest: &Latest) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::LiveStats;
+    use crate::metrics::live::LiveStats;
     use std::collections::BTreeMap;
     use std::time::Duration;
 

@@ -1,22 +1,21 @@
 //! One run, end to end: a [`Plan`] in, a [`RunSummary`] out.
 //!
-//! [`run`] is the single entry point every front end calls (the CLI today;
-//! the MCP server and the distributed worker next). It starts the demo
-//! target when the plan asks for it, spreads the load over generator
-//! threads, collects their per-second snapshots, and decides when to stop:
-//! at the end of the pattern, when the iteration budget is spent, or when
-//! `shutdown` fires (Ctrl-C, SIGTERM, a cancel request).
-//!
-//! Each generator thread runs a current-thread tokio runtime whose users
-//! record into one thread-local [`Snapshot`], so the hot path takes no
-//! lock; once a second the thread hands its interval snapshot to the
-//! [`collector`], which merges them into totals and the per-second series.
+//! [`start`] is the single entry point every front end calls (the CLI, the
+//! MCP server, the distributed worker); it returns a [`RunHandle`] with the
+//! run's live figures, its share, a stop and its result, and [`run`] is
+//! the CLI's wrapper that awaits the end. Starting a run starts the demo
+//! target when the plan asks for it and spreads the load over generator
+//! threads ([`shard`]); the handle's supervisor ([`handle`]) merges their
+//! per-second snapshots ([`collector`]) and decides when to stop: at the
+//! end of the pattern, when the iteration budget is spent, or on a stop
+//! request.
 //!
 //! *When* each iteration starts is decided here: in the closed model each
 //! thread follows the pattern's user count ([`closed`]); in the open model
-//! each thread takes an even share of the arrival rate and hands every due
-//! arrival to a free user, or queues or drops it ([`open`]). *How* a
-//! request is sent is the engine's business ([`user`] calls it).
+//! each thread takes its arrivals from the pattern's schedule and hands
+//! every due arrival to a free user, or queues or drops it ([`open`]).
+//! Both run only this process's [`Share`] of the load. *How* a request is
+//! sent is the engine's business ([`user`] calls it).
 //!
 //! Stopping has two steps. The soft stop ends scheduling: no user starts a
 //! new request. In-flight requests then get `graceful_stop` to finish, after
@@ -24,27 +23,36 @@
 //! failures. Every request that was started is counted exactly once.
 
 mod closed;
-mod collector;
+pub mod collector;
+mod handle;
 mod open;
+mod shard;
+pub mod share;
+mod shared;
 mod user;
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use minijinja::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Connector;
-use crate::metrics::summary::{RunInfo, RunSummary, StepStats};
-use crate::metrics::Snapshot;
-use crate::plan::{BaseUrl, FeedMode, Model, Plan};
+pub use crate::metrics::live::{LiveStats, Progress};
+use crate::metrics::summary::{RunInfo, RunSummary};
+use crate::plan::{BaseUrl, Plan};
 use collector::Collector;
-use user::UserContext;
+pub use collector::{IntervalSnapshot, SourceId};
+pub use handle::RunHandle;
+use handle::{Outlets, Supervisor};
+pub(crate) use shard::Running;
+use shard::{join_all, reraise_panic, ShardContext};
+pub use share::{RowSplit, Share, Slice};
+pub use shared::Shared;
+
+/// The furthest ahead an agreed start may lie.
+const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
 /// How to run, beyond what the plan says.
 #[derive(Debug, Clone, Default)]
@@ -54,39 +62,17 @@ pub struct RunOptions {
     /// Fill [`Progress::live`] with per-step statistics every second (for
     /// the live metrics endpoint; it costs a percentile pass per step).
     pub live_stats: bool,
-}
-
-/// Cumulative per-step statistics of a run in progress.
-#[derive(Debug, Clone)]
-pub struct LiveStats {
-    pub totals: StepStats,
-    pub steps: Vec<StepStats>,
-    pub iterations: u64,
-    pub dropped: u64,
-}
-
-/// A once-a-second view of a run in progress.
-#[derive(Debug, Clone)]
-pub struct Progress {
-    pub elapsed: Duration,
-    /// The planned duration, if the run is time-bound.
-    pub duration: Option<Duration>,
-    /// Whether `target` and `rps` are an arrival rate (open model).
-    pub open: bool,
-    /// What the pattern asks for now: users, or arrivals per second.
-    pub target: f64,
-    pub users: u64,
-    pub requests: u64,
-    pub failures: u64,
-    pub dropped: u64,
-    /// Iterations started in the last second.
-    pub started: u64,
-    /// Requests per second over the last second.
-    pub rps: f64,
-    /// p95 latency of the last second, in milliseconds.
-    pub p95_ms: f64,
-    /// Everything so far, step by step, when [`RunOptions::live_stats`] is set.
-    pub live: Option<LiveStats>,
+    /// The part of the scenario's load this process runs (all of it by
+    /// default).
+    pub share: Share,
+    /// The agreed start (wall clock), so processes on several machines
+    /// start together and count their seconds alike; `None` starts now.
+    /// A start already past joins the run late: what was due before now
+    /// is not this process's.
+    pub start_at: Option<SystemTime>,
+    /// Publish each closed second's merged snapshot
+    /// ([`RunHandle::take_snapshots`]).
+    pub snapshots: bool,
 }
 
 /// Runs a plan to completion (or until `shutdown`) and summarizes it.
@@ -97,7 +83,23 @@ pub async fn run(
     mut on_progress: impl FnMut(&Progress) + Send,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunSummary> {
+    let mut handle = start(plan, options, shutdown).await?;
+    while let Some(progress) = handle.next_progress().await {
+        on_progress(&progress);
+    }
+    handle.wait().await
+}
+
+/// Starts a run and returns its handle; the run stops by itself at the end
+/// of its pattern, or when `shutdown` fires or [`RunHandle::stop`] is
+/// called. Must be called within a tokio runtime.
+pub async fn start(
+    plan: Arc<Plan>,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunHandle> {
     ensure_open_files(plan.load.users, plan.target.base == BaseUrl::Demo)?;
+    let (start, began) = agreed_start(options.start_at)?;
     let demo = match plan.target.base {
         BaseUrl::Demo => Some(
             crate::demo::start()
@@ -112,23 +114,12 @@ pub async fn run(
         (BaseUrl::Demo, None) => unreachable!("the demo target was started above"),
     };
     let connector = Arc::new(Connector::new(endpoint.clone(), &plan.target).await?);
-
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let wanted = if options.threads == 0 {
-        cores
-    } else {
-        options.threads
-    };
-    let threads = wanted.clamp(1, plan.load.users.max(1) as usize);
-
-    let started_at = jiff::Timestamp::now();
-    let start = Instant::now();
+    let threads = thread_count(&plan, options.threads);
+    let shared = Arc::new(Shared::new(&plan, &options.share, began));
     let stop = CancellationToken::new();
     let hard_stop = CancellationToken::new();
-    let shared = Arc::new(Shared::new(&plan));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-
-    let mut handles = Vec::with_capacity(threads);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut generators = Vec::with_capacity(threads);
     for shard in 0..threads {
         let ctx = ShardContext {
             shard,
@@ -141,69 +132,134 @@ pub async fn run(
             hard_stop: hard_stop.clone(),
             tx: tx.clone(),
         };
-        let handle = std::thread::Builder::new()
+        let generator = std::thread::Builder::new()
             .name(format!("loadctl-gen-{shard}"))
-            .spawn(move || run_shard(ctx))
+            .spawn(move || shard::run_shard(ctx))
             .context("starting a generator thread")?;
-        handles.push(handle);
+        generators.push(generator);
     }
     drop(tx);
 
-    let mut collector = Collector::new(&plan, threads, options.live_stats);
-    let deadline = plan
-        .load
-        .duration
-        .map(|d| tokio::time::Instant::from_std(start + d));
-    let mut interrupted = false;
-    let mut hard_deadline: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(msg) => {
-                    for point in collector.add(msg) {
-                        on_progress(&collector.progress(point));
-                    }
-                }
-                None => break,
-            },
-            _ = sleep_until_opt(deadline), if hard_deadline.is_none() => {
-                shared.mark_stopped(start);
-                stop.cancel();
-                hard_deadline = Some(tokio::time::Instant::now() + plan.load.graceful_stop);
-            }
-            _ = shutdown.cancelled(), if !interrupted => {
-                interrupted = true;
-                if hard_deadline.is_none() {
-                    shared.mark_stopped(start);
-                    stop.cancel();
-                    hard_deadline = Some(tokio::time::Instant::now() + plan.load.graceful_stop);
-                } else {
-                    hard_stop.cancel();
-                }
-            }
-            _ = sleep_until_opt(hard_deadline), if !hard_stop.is_cancelled() => {
-                hard_stop.cancel();
-            }
-        }
+    let mut collector = Collector::new(&plan, options.live_stats, CLOSE_AFTER).with_start(start);
+    for shard in 0..threads {
+        collector.join(shard as SourceId);
     }
-    for h in handles {
+    if options.snapshots {
+        collector.keep_closed_snapshots();
+    }
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let (latest_tx, latest_rx) = watch::channel(None);
+    let (snapshots_tx, snapshots_rx) = match options.snapshots {
+        true => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
+    let stop_request = shutdown.child_token();
+    let mut supervisor = Supervisor {
+        plan: plan.clone(),
+        shared: shared.clone(),
+        start,
+        collector,
+        outlets: Outlets {
+            progress: progress_tx,
+            latest: latest_tx,
+            snapshots: snapshots_tx,
+        },
+        stop,
+        hard_stop,
+        stop_request: stop_request.clone(),
+    };
+    let started_at = SystemTime::now() - start.elapsed();
+    let target = match &plan.target.base {
+        BaseUrl::Demo => format!("demo ({})", endpoint.display()),
+        BaseUrl::Url(e) => e.display(),
+    };
+    let task = tokio::spawn(async move {
+        let interrupted = supervisor.collect(rx).await;
+        let joined =
+            tokio::task::spawn_blocking(move || generators.into_iter().all(|g| g.join().is_ok()))
+                .await;
         // A generator thread that panicked has lost its counts; say so
         // rather than report numbers that look complete.
-        if h.join().is_err() {
+        if !joined.unwrap_or(false) {
             anyhow::bail!("a generator thread failed; the counts of this run are incomplete");
         }
+        let elapsed = start.elapsed();
+        if let Some(d) = demo {
+            d.stop();
+        }
+        let info = run_info(
+            &supervisor.plan,
+            target,
+            threads,
+            started_at,
+            elapsed,
+            interrupted,
+        );
+        Ok(supervisor.finish(info))
+    });
+    Ok(RunHandle {
+        shared,
+        start,
+        rows: options.share.rows,
+        progress: progress_rx,
+        latest: latest_rx,
+        snapshots: snapshots_rx,
+        stop: stop_request,
+        task,
+    })
+}
+
+/// How long a second of the series waits for a silent generator thread.
+const CLOSE_AFTER: Duration = Duration::from_secs(3);
+
+fn thread_count(plan: &Plan, wanted: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wanted = if wanted == 0 { cores } else { wanted };
+    wanted.clamp(1, plan.load.users.max(1) as usize)
+}
+
+/// The run's start as an instant of this process's clock, and how long
+/// after it this process begins (zero unless the start is already past).
+fn agreed_start(at: Option<SystemTime>) -> anyhow::Result<(Instant, Duration)> {
+    let now = Instant::now();
+    let Some(at) = at else {
+        return Ok((now, Duration::ZERO));
+    };
+    match at.duration_since(SystemTime::now()) {
+        Ok(ahead) if ahead > MAX_START_AHEAD => {
+            anyhow::bail!("the agreed start is {ahead:?} away; the limit is a day")
+        }
+        Ok(ahead) => Ok((now + ahead, Duration::ZERO)),
+        Err(past) => {
+            let behind = past.duration();
+            match now.checked_sub(behind) {
+                Some(start) => Ok((start, behind)),
+                None => anyhow::bail!("the agreed start is too far in the past"),
+            }
+        }
     }
-    let elapsed = start.elapsed();
-    if let Some(d) = demo {
-        d.stop();
-    }
-    let info = RunInfo {
+}
+
+fn run_info(
+    plan: &Plan,
+    target: String,
+    threads: usize,
+    started_at: SystemTime,
+    elapsed: Duration,
+    interrupted: bool,
+) -> RunInfo {
+    let timestamp = |t: SystemTime| {
+        jiff::Timestamp::try_from(t)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string()
+    };
+    RunInfo {
         name: plan.name.clone(),
         scenario_file: plan.scenario_file.as_ref().map(|p| p.display().to_string()),
-        target: match plan.target.base {
-            BaseUrl::Demo => format!("demo ({})", endpoint.display()),
-            BaseUrl::Url(ref e) => e.display(),
-        },
+        target,
         http: plan.target.http.as_str().to_string(),
         model: if plan.load.is_open() {
             "open"
@@ -217,12 +273,11 @@ pub async fn run(
         duration_s: plan.load.duration.map(|d| d.as_secs_f64()),
         iterations_limit: plan.load.iterations,
         threads,
-        started_at: started_at.to_string(),
-        ended_at: jiff::Timestamp::now().to_string(),
+        started_at: timestamp(started_at),
+        ended_at: timestamp(SystemTime::now()),
         elapsed_s: elapsed.as_secs_f64(),
         interrupted,
-    };
-    Ok(collector.finish(&plan, info))
+    }
 }
 
 /// Raises the soft open-files limit to the hard limit, and refuses to
@@ -243,207 +298,4 @@ fn ensure_open_files(users: u64, demo: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// State shared by every user of the run, across threads.
-pub struct Shared {
-    /// Flow iterations still to start, when the run is iteration-bound.
-    iterations_left: Option<AtomicU64>,
-    /// When the soft stop came, in microseconds since the start (0: not yet).
-    stopped_at_us: AtomicU64,
-    /// Next row of each feeder.
-    cursors: Vec<AtomicUsize>,
-}
-
-impl Shared {
-    fn new(plan: &Plan) -> Self {
-        Shared {
-            iterations_left: plan.load.iterations.map(AtomicU64::new),
-            stopped_at_us: AtomicU64::new(0),
-            cursors: plan.feeders.iter().map(|_| AtomicUsize::new(0)).collect(),
-        }
-    }
-
-    /// Records the soft stop's instant (the first one counts).
-    fn mark_stopped(&self, start: Instant) {
-        let us = (start.elapsed().as_micros() as u64).max(1);
-        let _ = self
-            .stopped_at_us
-            .compare_exchange(0, us, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
-    /// When the soft stop came, since the start; `None` while running.
-    fn stopped_at(&self) -> Option<Duration> {
-        match self.stopped_at_us.load(Ordering::Relaxed) {
-            0 => None,
-            us => Some(Duration::from_micros(us)),
-        }
-    }
-
-    /// Claims one iteration of the budget; false when it is spent.
-    fn take_iteration(&self) -> bool {
-        match &self.iterations_left {
-            None => true,
-            Some(left) => left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok(),
-        }
-    }
-
-    /// The row feeder `i` hands out next; `None` when a unique feeder is spent.
-    fn next_row(&self, plan: &Plan, i: usize) -> Option<Value> {
-        let feeder = &plan.feeders[i];
-        let n = feeder.rows.len();
-        let index = match feeder.mode {
-            FeedMode::Sequential => self.cursors[i].fetch_add(1, Ordering::Relaxed) % n,
-            FeedMode::Random => rand::random_range(0..n),
-            FeedMode::Unique => {
-                let next = self.cursors[i].fetch_add(1, Ordering::Relaxed);
-                if next >= n {
-                    return None;
-                }
-                next
-            }
-        };
-        Some(feeder.rows[index].clone())
-    }
-}
-
-/// What a generator thread sends to the collector.
-pub enum ShardMsg {
-    /// What a thread recorded in the second ending at `second`.
-    Interval {
-        shard: usize,
-        second: u64,
-        snapshot: Snapshot,
-    },
-    /// The thread is done; nothing more will come from it.
-    Done { shard: usize },
-}
-
-struct ShardContext {
-    shard: usize,
-    threads: usize,
-    plan: Arc<Plan>,
-    connector: Arc<Connector>,
-    shared: Arc<Shared>,
-    start: Instant,
-    stop: CancellationToken,
-    hard_stop: CancellationToken,
-    tx: mpsc::UnboundedSender<ShardMsg>,
-}
-
-impl ShardContext {
-    /// This thread's share of `total` (users or slots), spread evenly.
-    fn share(&self, total: u64) -> Vec<u64> {
-        (0..total)
-            .filter(|u| *u as usize % self.threads == self.shard)
-            .collect()
-    }
-}
-
-fn run_shard(ctx: ShardContext) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds with default settings");
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, shard_main(ctx));
-}
-
-async fn shard_main(ctx: ShardContext) {
-    let recorder = Rc::new(RefCell::new(Snapshot::new(
-        ctx.plan.metrics.len(),
-        ctx.plan.load.is_open(),
-    )));
-    let active = Rc::new(Cell::new(0u64));
-    let users = UserContext {
-        plan: ctx.plan.clone(),
-        connector: Arc::new(ctx.connector.for_thread()),
-        shared: ctx.shared.clone(),
-        recorder: recorder.clone(),
-        start: ctx.start,
-        stop: ctx.stop.clone(),
-        hard_stop: ctx.hard_stop.clone(),
-        scope: Arc::new(user::ScopeGlobals::new(&ctx.plan)),
-    };
-    let work = async {
-        match &ctx.plan.load.model {
-            Model::Closed => closed::run(&ctx, users, active.clone()).await,
-            Model::Open(model) => open::run(&ctx, model, users, active.clone()).await,
-        }
-    };
-    let start = tokio::time::Instant::from_std(ctx.start);
-    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let send = |second: u64| {
-        let mut r = recorder.borrow_mut();
-        r.active_users = active.get();
-        let _ = ctx.tx.send(ShardMsg::Interval {
-            shard: ctx.shard,
-            second,
-            snapshot: r.take(),
-        });
-    };
-    let mut last_second = 0;
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            at = tick.tick() => {
-                last_second = (at - start).as_secs_f64().round() as u64;
-                send(last_second);
-            }
-            _ = &mut work => break,
-        }
-    }
-    let second = (ctx.start.elapsed().as_secs_f64().ceil() as u64).max(last_second + 1);
-    send(second);
-    let _ = ctx.tx.send(ShardMsg::Done { shard: ctx.shard });
-}
-
-/// Waits for every task of a generator thread. A task that panicked is a
-/// bug whose counts are lost: re-raise it, so the thread fails and the run
-/// reports an error instead of numbers that look complete.
-async fn join_all(mut tasks: tokio::task::JoinSet<()>) {
-    while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined {
-            if e.is_panic() {
-                std::panic::resume_unwind(e.into_panic());
-            }
-        }
-    }
-}
-
-/// A user's share of the thread's active-user count; it leaves the count
-/// when dropped, however the user's task ends.
-pub(crate) struct Running {
-    active: Rc<Cell<u64>>,
-    on: bool,
-}
-
-impl Running {
-    pub(crate) fn new(active: Rc<Cell<u64>>) -> Self {
-        Running { active, on: false }
-    }
-
-    pub(crate) fn set(&mut self, on: bool) {
-        if on != self.on {
-            self.on = on;
-            let n = self.active.get();
-            self.active.set(if on { n + 1 } else { n - 1 });
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.set(false);
-    }
 }

@@ -1,22 +1,31 @@
 //! The open model: iterations arrive at the pattern's rate.
 //!
-//! Each thread takes an even share of the rate (offset so threads
-//! interleave) and a share of the `max_users` slots. A due arrival goes to
-//! a free slot; when none is free it waits in a bounded queue and its
-//! latency still counts from the instant it was due (wrk2's correction for
-//! coordinated omission), or, with `on_saturation = "drop"`, it is counted
-//! as dropped. Arrivals still waiting when the run stops are dropped too:
-//! nothing is silently lost.
+//! Every generator thread walks the scenario's whole arrival schedule and
+//! keeps the arrivals that are its own: those in this process's share
+//! (see [`super::share`]), dealt out to the threads in proportion to their
+//! share of the `max_users` slots. Whether an arrival is this process's is
+//! decided when it is due, by the share in effect at that instant, so all
+//! threads agree on it even while the share changes.
+//!
+//! A due arrival goes to a free slot; when none is free it waits in a
+//! bounded queue and its latency still counts from the instant it was due
+//! (wrk2's correction for coordinated omission), or, with
+//! `on_saturation = "drop"`, it is counted as dropped. Arrivals still
+//! waiting when the run stops, and those due before the stop that the
+//! generator had not reached, are dropped too: `started + dropped` is
+//! exactly the arrivals this process was due to run.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::share::Timeline;
 use super::user::{IterationEnd, User, UserContext};
-use super::{Running, ShardContext};
+use super::{Running, ShardContext, Shared};
 use crate::plan::{OpenModel, Saturation};
 use crate::schedule::{drive, Arrivals};
 
@@ -38,64 +47,25 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     let mut slots = tokio::task::JoinSet::new();
     let mine = ctx.share(model.max_users);
     for &id in &mine {
-        let mut user = User::new(id, &users);
-        let (queue, stop, active) = (queue.clone(), users.stop.clone(), active.clone());
-        let user_recorder = users.recorder.clone();
-        let watch = user.watch();
-        slots.spawn_local(watch.until_hard_stop(async move {
-            let mut busy = Running::new(active);
-            loop {
-                // After the stop, queued arrivals stay queued: they are
-                // counted as dropped below, not started.
-                if stop.is_cancelled() {
-                    return;
-                }
-                let next = queue.due.borrow_mut().pop_front();
-                match next {
-                    Some(due) => {
-                        busy.set(true);
-                        let end = user.iteration(Some(due.into_std()), false).await;
-                        busy.set(false);
-                        match end {
-                            IterationEnd::DataExhausted => {
-                                queue.exhausted.set(true);
-                                return;
-                            }
-                            IterationEnd::Stopped => return,
-                            // Taken from the queue as the stop came: due,
-                            // never run, so dropped.
-                            IterationEnd::NotStarted => {
-                                busy.set(false);
-                                user_recorder.borrow_mut().dropped += 1;
-                                return;
-                            }
-                            _ => {}
-                        }
-                    }
-                    None if queue.closed.get() => return,
-                    None => {
-                        queue.idle.set(queue.idle.get() + 1);
-                        tokio::select! {
-                            _ = queue.wake.notified() => {}
-                            _ = stop.cancelled() => {}
-                        }
-                        queue.idle.set(queue.idle.get() - 1);
-                    }
-                }
-            }
-        }));
+        slots.spawn_local(slot(
+            User::new(id, &users),
+            queue.clone(),
+            &users,
+            active.clone(),
+        ));
     }
 
-    // This thread's share of the rate and of the wait queue follows its
-    // share of the slots, so no thread is asked for more than it can hold.
+    // This thread's share of the wait queue follows its share of the slots.
     let share = mine.len() as f64 / model.max_users as f64;
     let max_waiting = (model.max_waiting as f64 * share).ceil() as u64;
-    let shape = ctx.plan.load.shape.scaled(share);
-    let offset = ctx.shard as f64 / ctx.threads as f64;
     let start = Instant::from_std(ctx.start);
     let mut budget_spent = false;
-    let arrivals = Arrivals::new(shape.clone(), ctx.plan.load.duration, offset);
-    let handed = drive(arrivals, start, &users.stop, |due| {
+    let mut deal = Dealer::new(ctx, model.max_users);
+    let mut arrivals = Arrivals::new(ctx.plan.load.shape.clone(), ctx.plan.load.duration, 0.0);
+    let driven = drive(&mut arrivals, start, &users.stop, |n, due| {
+        if !deal.is_mine(n, due - start) {
+            return true;
+        }
         if queue.exhausted.get() {
             return false;
         }
@@ -118,18 +88,120 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     queue.closed.set(true);
     queue.wake.notify_waiters();
     super::join_all(slots).await;
-    let mut dropped = 0;
     // Due but never started: the run ended while they waited.
-    dropped += queue.due.borrow_mut().drain(..).count() as u64;
+    let mut dropped = queue.due.borrow_mut().drain(..).count() as u64;
     // Due before the stop but never handed over, because the generator was
-    // behind when the run stopped.
+    // behind when the run stopped. (Not when the budget or the data ran
+    // out: those arrivals were never going to run.)
     if let Some(stopped_at) = users.shared.stopped_at() {
         if !budget_spent && !queue.exhausted.get() {
-            let due = Arrivals::new(shape, ctx.plan.load.duration, offset)
-                .take_while(|at| *at < stopped_at)
-                .count() as u64;
-            dropped += due.saturating_sub(handed);
+            let before_stop = driven
+                .left
+                .into_iter()
+                .chain(std::iter::from_fn(|| {
+                    let n = arrivals.next_index();
+                    arrivals.next().map(|at| (n, at))
+                }))
+                .take_while(|(_, at)| *at < stopped_at);
+            dropped += before_stop.filter(|(n, at)| deal.is_mine(*n, *at)).count() as u64;
         }
     }
     users.recorder.borrow_mut().dropped += dropped;
+}
+
+/// One slot: runs the queued arrivals, one iteration at a time.
+fn slot(
+    mut user: User,
+    queue: Rc<Queue>,
+    users: &UserContext,
+    active: Rc<Cell<u64>>,
+) -> impl std::future::Future<Output = ()> + 'static {
+    let stop = users.stop.clone();
+    let recorder = users.recorder.clone();
+    let watch = user.watch();
+    watch.until_hard_stop(async move {
+        let mut busy = Running::new(active);
+        loop {
+            // After the stop, queued arrivals stay queued: they are
+            // counted as dropped, not started.
+            if stop.is_cancelled() {
+                return;
+            }
+            let next = queue.due.borrow_mut().pop_front();
+            match next {
+                Some(due) => {
+                    busy.set(true);
+                    let end = user.iteration(Some(due.into_std()), false).await;
+                    busy.set(false);
+                    match end {
+                        IterationEnd::DataExhausted => {
+                            queue.exhausted.set(true);
+                            return;
+                        }
+                        IterationEnd::Stopped => return,
+                        // Taken from the queue as the stop came: due,
+                        // never run, so dropped.
+                        IterationEnd::NotStarted => {
+                            recorder.borrow_mut().dropped += 1;
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                None if queue.closed.get() => return,
+                None => {
+                    queue.idle.set(queue.idle.get() + 1);
+                    tokio::select! {
+                        _ = queue.wake.notified() => {}
+                        _ = stop.cancelled() => {}
+                    }
+                    queue.idle.set(queue.idle.get() - 1);
+                }
+            }
+        }
+    })
+}
+
+/// Decides which arrivals of the scenario are this thread's: those in the
+/// process's share when due, dealt to the threads like the slots (member
+/// `c` goes to the thread holding slot `c mod max_users`). Arrivals must be
+/// asked about in order, each once.
+struct Dealer<'a> {
+    shared: &'a Shared,
+    timeline: Timeline,
+    generation: u64,
+    /// This process's arrivals so far.
+    members: u64,
+    slots: u64,
+    shard: u64,
+    threads: u64,
+}
+
+impl<'a> Dealer<'a> {
+    fn new(ctx: &'a ShardContext, slots: u64) -> Self {
+        Dealer {
+            shared: &ctx.shared,
+            timeline: ctx.shared.share.timeline(),
+            generation: ctx.shared.share.generation(),
+            members: 0,
+            slots,
+            shard: ctx.shard as u64,
+            threads: ctx.threads as u64,
+        }
+    }
+
+    /// Whether arrival `n`, due at `at` since the start, is this thread's.
+    fn is_mine(&mut self, n: u64, at: Duration) -> bool {
+        let generation = self.shared.share.generation();
+        if generation != self.generation {
+            self.generation = generation;
+            self.timeline = self.shared.share.timeline();
+        }
+        if !self.timeline.at(at).contains(n) {
+            return false;
+        }
+        let member = self.members;
+        self.members += 1;
+        (member % self.slots) % self.threads == self.shard
+    }
 }

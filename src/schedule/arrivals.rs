@@ -12,32 +12,49 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shape;
 
+/// How [`drive`] ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Driven {
+    /// Arrivals handed over.
+    pub handed: u64,
+    /// The arrival (its number and when it was due) that was taken from
+    /// the schedule but not handed over, because `stop` fired or `on_due`
+    /// declined it. The rest of the schedule is still in the iterator.
+    pub left: Option<(u64, Duration)>,
+}
+
 /// Waits for each arrival's instant (counted from `start`) and calls
-/// `on_due` with it, until the arrivals end, `stop` fires, or `on_due`
-/// returns false. Arrivals already due are handed over at once, in a
-/// batch, without touching the timer; so at high rates one timer wake
-/// serves every arrival due by then. Returns how many were handed over.
+/// `on_due` with its number and instant, until the arrivals end, `stop`
+/// fires, or `on_due` returns false. Arrivals already due are handed over
+/// at once, in a batch, without touching the timer; so at high rates one
+/// timer wake serves every arrival due by then.
 pub async fn drive(
-    arrivals: Arrivals,
+    arrivals: &mut Arrivals,
     start: Instant,
     stop: &CancellationToken,
-    mut on_due: impl FnMut(Instant) -> bool,
-) -> u64 {
+    mut on_due: impl FnMut(u64, Instant) -> bool,
+) -> Driven {
     let mut handed = 0;
-    for at in arrivals {
+    loop {
+        let n = arrivals.next_index();
+        let Some(at) = arrivals.next() else {
+            return Driven { handed, left: None };
+        };
         let due = start + at;
         if due > Instant::now() {
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
-                _ = stop.cancelled() => break,
+                _ = stop.cancelled() => {}
             }
         }
-        if stop.is_cancelled() || !on_due(due) {
-            break;
+        if stop.is_cancelled() || !on_due(n, due) {
+            return Driven {
+                handed,
+                left: Some((n, at)),
+            };
         }
         handed += 1;
     }
-    handed
 }
 
 pub struct Arrivals {
@@ -57,6 +74,11 @@ pub struct Arrivals {
 }
 
 impl Arrivals {
+    /// The number of the arrival `next` returns next (the first is 0).
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
     /// Arrivals of a rate `shape`, none at or after `end`.
     pub fn new(shape: Shape, end: Option<Duration>, offset: f64) -> Self {
         Arrivals {
@@ -180,16 +202,17 @@ mod tests {
         let mut late = Duration::ZERO;
         let mut seen = Vec::new();
         let handed = drive(
-            Arrivals::new(shape, Some(s(10.0)), 0.0),
+            &mut Arrivals::new(shape, Some(s(10.0)), 0.0),
             start,
             &stop,
-            |due| {
+            |_, due| {
                 late = late.max(Instant::now() - due);
                 seen.push(due - start);
                 true
             },
         )
-        .await;
+        .await
+        .handed;
         assert_eq!(handed, 1000);
         assert_eq!(seen.len(), 1000);
         assert_eq!(seen[10], s(0.1));
@@ -209,26 +232,29 @@ mod tests {
         let stop = CancellationToken::new();
         let start = Instant::now();
         let mut n = 0;
-        let handed = drive(
-            Arrivals::new(shape.clone(), None, 0.0),
+        let driven = drive(
+            &mut Arrivals::new(shape.clone(), None, 0.0),
             start,
             &stop,
-            |_| {
+            |_, _| {
                 n += 1;
                 n < 50
             },
         )
         .await;
-        assert_eq!(handed, 49);
+        assert_eq!(driven.handed, 49);
+        // The declined arrival is the 50th, due at 49 ms.
+        assert_eq!(driven.left, Some((49, s(0.049))));
         stop.cancel();
-        let handed = drive(
-            Arrivals::new(shape, None, 0.0),
+        let driven = drive(
+            &mut Arrivals::new(shape, None, 0.0),
             Instant::now() + s(1.0),
             &stop,
-            |_| true,
+            |_, _| true,
         )
         .await;
-        assert_eq!(handed, 0);
+        assert_eq!(driven.handed, 0);
+        assert_eq!(driven.left, Some((0, Duration::ZERO)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -244,10 +270,10 @@ mod tests {
         let mut batch = 0;
         let mut first_wait = None;
         drive(
-            Arrivals::new(shape, Some(s(1.0)), 0.0),
+            &mut Arrivals::new(shape, Some(s(1.0)), 0.0),
             start,
             &stop,
-            |due| {
+            |_, due| {
                 if due <= start + s(0.4995) {
                     batch += 1;
                 } else if first_wait.is_none() {

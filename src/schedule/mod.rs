@@ -15,7 +15,7 @@ use std::time::Duration;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-pub use arrivals::{drive, Arrivals};
+pub use arrivals::{drive, Arrivals, Driven};
 
 /// One linear piece: the value moves from the previous stage's target (or
 /// the shape's start) to `target` over `duration`. A zero duration is a jump.

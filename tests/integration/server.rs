@@ -33,6 +33,8 @@ pub struct Seen {
     /// `/stall/...` requests seen, and until when the server stalls.
     pub stall_count: AtomicU64,
     pub stalled_until: Mutex<Option<tokio::time::Instant>>,
+    /// When the first request arrived.
+    pub first_at: Mutex<Option<std::time::Instant>>,
 }
 
 pub struct TestServer {
@@ -125,7 +127,9 @@ impl TestServer {
 }
 
 async fn handle(req: Request<Incoming>, seen: &Seen) -> Response<Full<Bytes>> {
-    seen.count.fetch_add(1, Ordering::SeqCst);
+    if seen.count.fetch_add(1, Ordering::SeqCst) == 0 {
+        *seen.first_at.lock().unwrap() = Some(std::time::Instant::now());
+    }
     let path = req.uri().path().to_string();
     seen.paths.lock().unwrap().push(req.uri().to_string());
     *seen

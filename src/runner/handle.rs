@@ -1,0 +1,200 @@
+//! A run in progress, as every front end holds it: [`RunHandle`].
+//!
+//! The handle's supervisor task merges the generator threads' snapshots
+//! ([`Collector`]), publishes a [`Progress`] for every second it closes
+//! (and, on request, that second's merged [`IntervalSnapshot`], the
+//! form a distributed worker streams), and decides when to stop: at the
+//! end of the pattern or on a stop request (Ctrl-C, SIGTERM, an MCP
+//! cancel, the coordinator). Stopping has two steps: the soft stop ends
+//! scheduling, and after `graceful_stop` the hard stop aborts what is
+//! still in flight.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::collector::{Collector, IntervalSnapshot};
+use super::shard::ShardMsg;
+use super::share::Share;
+use super::Shared;
+use crate::metrics::live::Progress;
+use crate::metrics::summary::{RunInfo, RunSummary};
+use crate::plan::Plan;
+
+/// A run in progress: its live figures, its share, a stop, and its result.
+pub struct RunHandle {
+    pub(super) shared: Arc<Shared>,
+    pub(super) start: Instant,
+    pub(super) rows: super::share::RowSplit,
+    pub(super) progress: mpsc::UnboundedReceiver<Progress>,
+    pub(super) latest: watch::Receiver<Option<Progress>>,
+    pub(super) snapshots: Option<mpsc::UnboundedReceiver<IntervalSnapshot>>,
+    pub(super) stop: CancellationToken,
+    pub(super) task: tokio::task::JoinHandle<anyhow::Result<RunSummary>>,
+}
+
+impl RunHandle {
+    /// The next second's progress, in order; `None` once the run is over.
+    pub async fn next_progress(&mut self) -> Option<Progress> {
+        self.progress.recv().await
+    }
+
+    /// The latest second's progress (`None` before the first second).
+    pub fn latest_progress(&self) -> Option<Progress> {
+        self.latest.borrow().clone()
+    }
+
+    /// Each closed second's merged snapshot, when the run was started with
+    /// [`super::RunOptions::snapshots`]; taken once.
+    pub fn take_snapshots(&mut self) -> Option<mpsc::UnboundedReceiver<IntervalSnapshot>> {
+        self.snapshots.take()
+    }
+
+    /// The share in effect now or shortly.
+    pub fn share(&self) -> Share {
+        Share {
+            load: self.shared.share.latest(),
+            rows: self.rows,
+        }
+    }
+
+    /// Changes the part of the load this process runs; it takes effect
+    /// within a second. The data split is fixed for the run (rows a process
+    /// has used cannot be handed back), and so is the iteration budget.
+    /// Returns when the change takes effect, since the start.
+    pub fn set_share(&self, share: Share) -> Result<Duration, String> {
+        if share.rows != self.rows {
+            return Err(format!(
+                "the data split is fixed for a run: this one is {} of {}",
+                self.rows.k, self.rows.n
+            ));
+        }
+        Ok(self.shared.share.set(self.start.elapsed(), share.load))
+    }
+
+    /// Asks the run to stop, as Ctrl-C does: no new requests, in-flight
+    /// ones get the graceful stop, and the summary says it was interrupted.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits for the end of the run and its summary.
+    pub async fn wait(self) -> anyhow::Result<RunSummary> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => anyhow::bail!("the run's supervisor failed: {e}"),
+        }
+    }
+}
+
+/// Where the supervisor publishes.
+pub(super) struct Outlets {
+    pub progress: mpsc::UnboundedSender<Progress>,
+    pub latest: watch::Sender<Option<Progress>>,
+    pub snapshots: Option<mpsc::UnboundedSender<IntervalSnapshot>>,
+}
+
+/// The supervisor's state: it owns the collector and the stop tokens.
+pub(super) struct Supervisor {
+    pub plan: Arc<Plan>,
+    pub shared: Arc<Shared>,
+    pub start: Instant,
+    pub collector: Collector,
+    pub outlets: Outlets,
+    /// Soft stop: no new iterations or requests.
+    pub stop: CancellationToken,
+    /// Hard stop: abort what is in flight.
+    pub hard_stop: CancellationToken,
+    /// A stop request from outside (signal, cancel).
+    pub stop_request: CancellationToken,
+}
+
+impl Supervisor {
+    /// Collects until every generator thread is done; returns whether the
+    /// run was interrupted.
+    pub async fn collect(&mut self, mut rx: mpsc::UnboundedReceiver<ShardMsg>) -> bool {
+        let deadline = self
+            .plan
+            .load
+            .duration
+            .map(|d| tokio::time::Instant::from_std(self.start + d));
+        let mut interrupted = false;
+        let mut hard_deadline: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(ShardMsg::Interval { shard, second, snapshot }) => {
+                        let points = self.collector.add(shard as u64, second, snapshot);
+                        self.publish(points);
+                    }
+                    Some(ShardMsg::Done { shard }) => {
+                        let points = self.collector.leave(shard as u64);
+                        self.publish(points);
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let points = self.collector.tick(self.start.elapsed());
+                    self.publish(points);
+                }
+                _ = sleep_until_opt(deadline), if hard_deadline.is_none() => {
+                    hard_deadline = Some(self.soft_stop());
+                }
+                _ = self.stop_request.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    // Asked to stop while already finishing: stop now.
+                    match hard_deadline {
+                        None => hard_deadline = Some(self.soft_stop()),
+                        Some(_) => self.hard_stop.cancel(),
+                    }
+                }
+                _ = sleep_until_opt(hard_deadline), if !self.hard_stop.is_cancelled() => {
+                    self.hard_stop.cancel();
+                }
+            }
+        }
+        interrupted
+    }
+
+    /// Ends scheduling; in-flight requests get `graceful_stop`, until the
+    /// returned instant.
+    fn soft_stop(&self) -> tokio::time::Instant {
+        self.shared.mark_stopped(self.start);
+        self.stop.cancel();
+        tokio::time::Instant::now() + self.plan.load.graceful_stop
+    }
+
+    fn publish(&mut self, points: Vec<usize>) {
+        self.collector
+            .set_fraction(self.shared.share.latest().fraction());
+        for point in points {
+            let progress = self.collector.progress(point);
+            let _ = self.outlets.progress.send(progress.clone());
+            self.outlets.latest.send_replace(Some(progress));
+        }
+        if let Some(tx) = &self.outlets.snapshots {
+            for closed in self.collector.take_closed() {
+                let _ = tx.send(closed);
+            }
+        }
+    }
+
+    pub fn finish(self, info: RunInfo) -> RunSummary {
+        let timeline = self.shared.share.timeline();
+        self.collector.finish(&self.plan, info, &timeline)
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
