@@ -69,6 +69,9 @@ pub struct RunArgs {
     /// No live progress on stderr (the summary is still printed)
     #[arg(short, long)]
     quiet: bool,
+    /// With --out: overwrite the files of an earlier run in that folder
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
@@ -92,6 +95,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let Some(plan) = plan else {
         return Ok(Exit::Invalid);
     };
+    if let Some(out) = &args.out {
+        let earlier = out.join("summary.json");
+        if earlier.exists() && !args.force {
+            eprintln!(
+                "error: {} already holds a run ({}); choose another folder, or pass --force to overwrite it",
+                out.display(),
+                earlier.display()
+            );
+            return Ok(Exit::Invalid);
+        }
+    }
     // Folders are made before the run, so a bad path fails now rather than
     // after the run has been paid for.
     let csv_dir = args
@@ -185,7 +199,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// First Ctrl-C or SIGTERM: stop the run and report. A second: quit now.
+/// A signal this soon after the first is the same request delivered twice
+/// (a terminal signals the whole process group, and `timeout` forwards
+/// what it receives to its child), not a second request.
+const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// First Ctrl-C or SIGTERM: stop the run and report. Another, a second or
+/// more later: quit now.
 async fn watch_signals(shutdown: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let next_signal = async |term: &mut Option<tokio::signal::unix::Signal>| {
@@ -204,7 +224,13 @@ async fn watch_signals(shutdown: CancellationToken) {
         "\nstopping: finishing in-flight requests, then reporting (signal again to quit at once)"
     );
     shutdown.cancel();
-    next_signal(&mut term).await;
+    let first = std::time::Instant::now();
+    loop {
+        next_signal(&mut term).await;
+        if first.elapsed() >= SECOND_SIGNAL_AFTER {
+            break;
+        }
+    }
     eprintln!("quitting without a report");
     std::process::exit(Exit::Interrupted as i32);
 }

@@ -85,6 +85,8 @@ struct Spawned {
     started: Vec<bool>,
     shard: u64,
     threads: u64,
+    /// The pattern's peak: no user numbered this or above ever runs.
+    peak: u64,
 }
 
 impl Spawned {
@@ -95,6 +97,7 @@ impl Spawned {
             started: vec![false; mine],
             shard: ctx.shard as u64,
             threads,
+            peak: ctx.plan.load.users,
         }
     }
 
@@ -102,6 +105,9 @@ impl Spawned {
     fn spawn_members(&mut self, slice: Slice, mut spawn: impl FnMut(u64)) {
         for (i, started) in self.started.iter_mut().enumerate() {
             let id = i as u64 * self.threads + self.shard;
+            if id >= self.peak {
+                break;
+            }
             if !*started && slice.contains(id) {
                 *started = true;
                 spawn(id);

@@ -99,7 +99,6 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunHandle> {
     ensure_open_files(plan.load.users, plan.target.base == BaseUrl::Demo)?;
-    let (start, began) = agreed_start(options.start_at)?;
     let demo = match plan.target.base {
         BaseUrl::Demo => Some(
             crate::demo::start()
@@ -115,6 +114,9 @@ pub async fn start(
     };
     let connector = Arc::new(Connector::new(endpoint.clone(), &plan.target).await?);
     let threads = thread_count(&plan, options.threads);
+    // The clock starts once the target is resolved and ready, so set-up
+    // time is not taken from the pattern.
+    let (start, began) = agreed_start(options.start_at)?;
     let shared = Arc::new(Shared::new(&plan, &options.share, began));
     let stop = CancellationToken::new();
     let hard_stop = CancellationToken::new();
@@ -171,7 +173,9 @@ pub async fn start(
         hard_stop,
         stop_request: stop_request.clone(),
     };
-    let started_at = SystemTime::now() - start.elapsed();
+    let started_at = options
+        .start_at
+        .unwrap_or_else(|| SystemTime::now() - start.elapsed());
     let target = match &plan.target.base {
         BaseUrl::Demo => format!("demo ({})", endpoint.display()),
         BaseUrl::Url(e) => e.display(),

@@ -621,7 +621,10 @@ fn a_second_signal_quits_at_once() {
     let mut child = spawn_run(&file, dir.path(), &[]);
     wait_for_traffic(&server);
     signal(&child, "INT");
-    std::thread::sleep(Duration::from_millis(500));
+    // A signal right after the first is the same request delivered twice.
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(1500));
     assert!(
         child.try_wait().unwrap().is_none(),
         "the first signal waits for in-flight requests"
@@ -633,4 +636,80 @@ fn a_second_signal_quits_at_once() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("quitting without a report"), "{stderr}");
     assert!(!dir.path().join("summary.json").exists());
+}
+
+#[test]
+fn one_ctrl_c_under_timeout_always_writes_the_report() {
+    use std::os::unix::process::CommandExt as _;
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        &server.url(),
+        "users = 2\nduration = \"30s\"",
+        "[[flow.step]]\npath = \"/ok\"",
+        "",
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    // GNU timeout forwards the SIGINT it gets to loadctl, which also gets
+    // the terminal's own: two signals at once, as from one Ctrl-C.
+    for round in 0..20 {
+        let out = dir.path().join(format!("out{round}"));
+        let before = server.count();
+        let mut child = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(assert_cmd::cargo::cargo_bin("loadctl"))
+            .args(["run", "-q"])
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while server.count() == before {
+            assert!(started.elapsed() < Duration::from_secs(30), "no traffic");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let group = format!("-{}", child.id());
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = wait_within(&mut child, Duration::from_secs(20));
+        assert_eq!(status.code(), Some(130), "round {round}");
+        assert!(
+            out.join("summary.json").exists(),
+            "round {round} lost its report"
+        );
+    }
+}
+
+#[test]
+fn out_refuses_a_folder_that_holds_a_run_unless_forced() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        &server.url(),
+        "users = 1\niterations = 1",
+        "[[flow.step]]\npath = \"/ok\"",
+        "",
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    let out = dir.path().join("out");
+    run_quiet(&file, &out).success();
+    let before = server.count();
+    run_quiet(&file, &out)
+        .code(2)
+        .stderr(predicates::str::contains("already holds a run"));
+    assert_eq!(server.count(), before, "nothing is sent when refused");
+    loadctl()
+        .args(["run", "-q", "--force"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
 }
