@@ -373,8 +373,9 @@ fn http2_by_prior_knowledge_and_over_tls() {
     )
     .replace("timeout = \"2s\"", "timeout = \"2s\"\nhttp = \"2\"");
     let file = write(dir.path(), "h2c.toml", &h2c);
-    run_quiet(&file, dir.path()).success();
-    assert_eq!(summary(dir.path())["totals"]["failures"], 0);
+    let out = dir.path().join("h2c");
+    run_quiet(&file, &out).success();
+    assert_eq!(summary(&out)["totals"]["failures"], 0);
     assert_eq!(
         server.seen.versions.lock().unwrap().get("HTTP/2.0"),
         Some(&5)
@@ -390,8 +391,9 @@ fn http2_by_prior_knowledge_and_over_tls() {
         let text = scenario(&url, "iterations = 4", "[[flow.step]]\npath = \"/ok\"", "")
             .replace("timeout = \"2s\"", &format!("timeout = \"2s\"\n{target}"));
         let file = write(dir.path(), "tls.toml", &text);
-        run_quiet(&file, dir.path()).success();
-        assert_eq!(summary(dir.path())["totals"]["failures"], 0, "{target}");
+        let out = dir.path().join(version);
+        run_quiet(&file, &out).success();
+        assert_eq!(summary(&out)["totals"]["failures"], 0, "{target}");
         assert_eq!(
             tls.seen.versions.lock().unwrap().get(version),
             Some(&4),
