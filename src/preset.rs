@@ -10,7 +10,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::diag::{Diagnostics, Severity, Span, Spanned};
+use crate::diag::{Diagnostics, Span, Spanned};
 use crate::plan::{self, Inputs, Overrides};
 use crate::scenario;
 use crate::validate::{check_text, Checked};
@@ -158,11 +158,7 @@ pub fn render(preset: Preset, params: &Params, shown_as: &Path) -> Result<String
     }
     // Whatever the parameters were, what we return must pass `validate`.
     // Presets read no files and no environment.
-    let inputs = Inputs {
-        unset_env: Severity::Warning,
-        ..Inputs::sealed()
-    };
-    let checked = check_text(shown_as, &out, &Overrides::default(), &inputs);
+    let checked = check_text(shown_as, &out, &Overrides::default(), &Inputs::sealed());
     if !checked.valid() {
         return Err(PresetError::Invalid(Box::new(checked)));
     }

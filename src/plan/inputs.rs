@@ -53,6 +53,23 @@ impl Inputs {
         }
     }
 
+    /// An agent's inputs: only the `allowed_env` variables of this process,
+    /// and only files inside `scenario_dir` (none without one).
+    pub fn for_agent(
+        allowed_env: impl IntoIterator<Item = String>,
+        scenario_dir: Option<&Path>,
+        unset_env: Severity,
+    ) -> std::io::Result<Inputs> {
+        Ok(Inputs {
+            env: EnvVars::allowlist(allowed_env, EnvVars::process_values()),
+            files: match scenario_dir {
+                Some(dir) => Files::confined(dir)?,
+                None => Files::Nowhere,
+            },
+            unset_env,
+        })
+    }
+
     /// What is wrong with a template reading `env.NAME`, if anything:
     /// outside the allowlist (an error), or not set (as `unset_env` says).
     /// The message names variables, never values, and suggests a close
@@ -76,7 +93,10 @@ impl Inputs {
                         if names.len() == 1 { "is" } else { "are" }
                     ),
                 };
-                let message = format!("environment variable `{name}` is not allowed here ({which}; start the server with `--allow-env {name}` to allow it)");
+                let message = format!(
+                    "environment variable `{name}` is not allowed here ({which}; \
+                     start the server with `--allow-env {name}` to allow it)"
+                );
                 (Severity::Error, message, allowed)
             }
             EnvLookup::Unset => {
@@ -464,6 +484,17 @@ mod tests {
         assert_eq!(files.read("data/a.csv").unwrap(), b"x\n1\n");
         assert_eq!(files.read("a.csv"), Err(FileError::NotGiven));
         assert!(format!("{files:?}").contains("\"data/a.csv\": 4"));
+    }
+
+    #[test]
+    fn an_agent_reads_only_its_folder_or_no_file_at_all() {
+        let (_top, folder) = folders();
+        let agent = Inputs::for_agent([], Some(&folder), Severity::Error).unwrap();
+        assert!(agent.env.values().is_empty());
+        assert_eq!(agent.files.read("data.csv").unwrap(), b"a\n1\n");
+        let no_folder = Inputs::for_agent([], None, Severity::Error).unwrap();
+        assert!(refused(no_folder.files.read("data.csv")).contains("--scenario-dir"));
+        assert!(Inputs::for_agent([], Some(&folder.join("nope")), Severity::Error).is_err());
     }
 
     #[test]
