@@ -83,6 +83,7 @@ fn compiled() -> Plan {
         &s,
         Some(Path::new("bench.toml")),
         &Overrides::default(),
+        &plan::Inputs::for_cli(None, loadctl::diag::Severity::Error),
         &mut diags,
     );
     plan.unwrap_or_else(|| panic!("the bench scenario is invalid: {diags:?}"))

@@ -103,6 +103,7 @@ impl Work {
                 &s,
                 Some(Path::new("bench.toml")),
                 &Overrides::default(),
+                &plan::Inputs::for_cli(None, loadctl::diag::Severity::Error),
                 &mut diags,
             )
         });

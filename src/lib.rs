@@ -19,6 +19,15 @@
 //! - [`diag`]: problems with their location, for `validate` and `run`.
 //! - [`scenario`]: the only module that knows TOML.
 //! - [`plan`]: the only module that judges meaning; thresholds and templates.
+//!   It reads environment variables and files only through the
+//!   [`plan::Inputs`] its caller passes in ([`plan::inputs`]: the CLI's whole
+//!   environment and scenario folder, an agent's allowlist and confined
+//!   folder, a worker's files in memory).
+//! - [`validate`]: a scenario checked without running it: the plan, or
+//!   every problem with line and column, serializable; for `validate`,
+//!   `run` and the MCP tool alike.
+//! - [`preset`]: the starter scenarios and splicing values into them, for
+//!   `init` and the MCP tool `create_scenario`.
 //! - [`schedule`]: every load pattern as one list of linear stages, and the
 //!   open model's arrival instants; pure time arithmetic, no HTTP.
 //! - [`runner`]: one run end to end, the single entry point for every front
@@ -37,7 +46,9 @@ pub mod diag;
 pub mod engine;
 pub mod metrics;
 pub mod plan;
+pub mod preset;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod validate;

@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut diags = Diagnostics::default();
     if let Some(s) = scenario::parse(text, &mut diags) {
-        let _ = plan::compile(&s, None, &Overrides::default(), &mut diags);
+        let inputs = plan::Inputs::for_cli(None, loadctl::diag::Severity::Warning);
+        let _ = plan::compile(&s, None, &Overrides::default(), &inputs, &mut diags);
     }
     let source = SourceFile::new("fuzz.toml", text.to_string());
     for d in diags.items() {

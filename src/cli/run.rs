@@ -88,7 +88,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         headers: args.headers.clone(),
         thresholds: args.thresholds.clone(),
     };
-    let (source, plan, diags) = super::validate::check(&args.file, &overrides);
+    let inputs = crate::plan::Inputs::for_cli(Some(&args.file), crate::diag::Severity::Error);
+    let crate::validate::Checked {
+        source,
+        plan,
+        diagnostics: diags,
+    } = crate::validate::check_file(&args.file, &overrides, &inputs);
     for d in diags.items() {
         eprintln!("{}", source.render(d));
     }

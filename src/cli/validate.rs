@@ -1,4 +1,8 @@
 //! `loadctl validate FILE...`: every problem, with file:line:column.
+//!
+//! The checking itself is [`crate::validate`]; this file prints it. A
+//! template reading an unset environment variable is a warning here (and an
+//! error in `run`).
 
 use std::path::PathBuf;
 
@@ -6,9 +10,9 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::Exit;
-use crate::diag::{Diagnostics, LineCol, Severity, SourceFile};
-use crate::plan::{self, Overrides};
-use crate::scenario;
+use crate::diag::Severity;
+use crate::plan::{Inputs, Overrides};
+use crate::validate::{check_file, Problem};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -39,42 +43,20 @@ struct FileReport {
     problems: Vec<Problem>,
 }
 
-#[derive(Serialize)]
-struct Problem {
-    severity: Severity,
-    line: Option<usize>,
-    column: Option<usize>,
-    message: String,
-}
-
-/// Loads and compiles a scenario the way `run` does, without running it.
-pub fn check(
-    path: &std::path::Path,
-    overrides: &Overrides,
-) -> (SourceFile, Option<plan::Plan>, Diagnostics) {
-    let (source, scenario, mut diags) = scenario::load(path);
-    let plan = scenario.and_then(|scenario| {
-        let mut plan_diags = Diagnostics::default();
-        let plan = plan::compile(&scenario, Some(path), overrides, &mut plan_diags);
-        diags.extend(plan_diags);
-        plan.filter(|_| !diags.has_errors())
-    });
-    (source, plan, diags.sorted())
-}
-
 pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
     let mut report = Report {
         valid: true,
         files: Vec::new(),
     };
     for path in &args.files {
-        let (source, _, diags) = check(path, &Overrides::default());
-        let valid = !diags.has_errors();
+        let inputs = Inputs::for_cli(Some(path), Severity::Warning);
+        let checked = check_file(path, &Overrides::default(), &inputs);
+        let valid = checked.valid();
         report.valid &= valid;
         match args.format {
             Format::Text => {
-                for d in diags.items() {
-                    eprintln!("{}", source.render(d));
+                for line in checked.rendered() {
+                    eprintln!("{line}");
                 }
                 if valid {
                     println!("{}: ok", path.display());
@@ -83,19 +65,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
             Format::Json => report.files.push(FileReport {
                 file: path.display().to_string(),
                 valid,
-                problems: diags
-                    .items()
-                    .iter()
-                    .map(|d| {
-                        let at: Option<LineCol> = d.span.as_ref().map(|s| source.line_col(s.start));
-                        Problem {
-                            severity: d.severity,
-                            line: at.map(|a| a.line),
-                            column: at.map(|a| a.column),
-                            message: d.message.clone(),
-                        }
-                    })
-                    .collect(),
+                problems: checked.problems(),
             }),
         }
     }

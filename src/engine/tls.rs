@@ -43,17 +43,17 @@ impl Tls {
             for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
-            if let Some(path) = &target.ca_file {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| anyhow::anyhow!("CA file {}: {e}", path.display()))?;
+            if let Some(ca) = &target.ca_file {
+                let certs = CertificateDer::pem_slice_iter(&ca.pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| anyhow::anyhow!("CA file {}: {e}", ca.name))?;
                 if certs.is_empty() {
-                    anyhow::bail!("CA file {} holds no certificate", path.display());
+                    anyhow::bail!("CA file {} holds no certificate", ca.name);
                 }
                 for cert in certs {
                     roots
                         .add(cert)
-                        .map_err(|e| anyhow::anyhow!("CA file {}: {e}", path.display()))?;
+                        .map_err(|e| anyhow::anyhow!("CA file {}: {e}", ca.name))?;
                 }
             }
             builder.with_root_certificates(roots).with_no_client_auth()

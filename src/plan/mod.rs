@@ -3,11 +3,18 @@
 //! [`compile`] is the only place that judges a scenario's meaning. It merges
 //! command-line [`Overrides`] over the file (flags and `LOADCTL_*` variables
 //! arrive here already merged by clap), checks every value, compiles the
-//! templates once, reads the data files, and reports every problem it finds
-//! with the span of the offending value. Reading the feeder CSVs is the one
-//! piece of I/O here: the data is part of what a run (or, later, a remote
-//! worker) executes, and `validate` must report a missing file.
+//! templates once, reads the data files and the CA file, and reports every
+//! problem it finds with the span of the offending value.
+//!
+//! It does no I/O of its own: environment variables and files come from the
+//! [`Inputs`] its caller passes in (the whole environment and the scenario's
+//! folder for the CLI, an allowlist and one confined folder for an agent,
+//! files in memory for a worker; see [`inputs`]). A template that reads
+//! `env.NAME` is checked against them here, so a variable outside an
+//! agent's allowlist is an error at the template's location, and an unset
+//! one is a warning or an error as the inputs say.
 
+pub mod inputs;
 mod load;
 mod pointer;
 pub mod template;
@@ -20,8 +27,10 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use minijinja::Value;
 
-use crate::diag::{Diagnostics, Span, Spanned};
+use crate::diag::{Diagnostics, Severity, Span, Spanned};
 use crate::scenario::{self, ExtractSource, Scenario, StatusSpec};
+use inputs::FileError;
+pub use inputs::{EnvVars, Files, Inputs};
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
 pub use pointer::JsonPointer;
 use template::{Globals, Part, Templates};
@@ -159,7 +168,23 @@ pub struct TargetPlan {
     pub connect_timeout: Duration,
     pub headers: Vec<(HeaderName, Part)>,
     pub insecure: bool,
-    pub ca_file: Option<PathBuf>,
+    /// The CA file's contents, read through the plan's [`Inputs`] so the
+    /// engine never opens a path itself.
+    pub ca_file: Option<CaFile>,
+}
+
+/// A PEM file of certificates to trust besides the system's.
+#[derive(Clone)]
+pub struct CaFile {
+    /// The path as the scenario writes it, for messages.
+    pub name: String,
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({}, {} bytes)", self.name, self.pem.len())
+    }
 }
 
 #[derive(Debug)]
@@ -248,25 +273,27 @@ pub struct Feeder {
 }
 
 /// Checks a scenario and turns it into a plan. Returns `None` when
-/// `diags` holds at least one error. Relative paths (data files, CA file)
-/// resolve against `base_dir`, the scenario's folder.
+/// `diags` holds at least one error. Data files and the CA file are read,
+/// and `env.NAME` in templates judged, through `inputs`; `scenario_file`
+/// only names the plan (and the run's summary).
 pub fn compile(
     scenario: &Scenario,
     scenario_file: Option<&Path>,
     overrides: &Overrides,
+    inputs: &Inputs,
     diags: &mut Diagnostics,
 ) -> Option<Plan> {
-    let base_dir = scenario_file
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
     let mut c = Compiler {
         diags,
         templates: Templates::default(),
+        inputs,
+        env_is_a_feeder: false,
     };
-    let target = c.target(&scenario.target, overrides, &base_dir);
+    let target = c.target(&scenario.target, overrides);
     let load = c.load(&scenario.load, overrides);
-    let feeders = c.feeders(&scenario.data, &base_dir);
+    let feeders = c.feeders(&scenario.data);
+    // A feeder named `env` hides the environment from templates.
+    c.env_is_a_feeder = feeders.iter().any(|f| f.name == "env");
     let vars: Vec<String> = scenario.vars.iter().map(|(k, _)| k.value.clone()).collect();
     let mut known: BTreeSet<String> = template::BUILTIN_VARS
         .iter()
@@ -315,7 +342,7 @@ pub fn compile(
         metrics,
         feeders,
         templates,
-        globals: Globals::from_process(var_values),
+        globals: Globals::new(inputs.env.values(), var_values),
         thresholds,
         secrets: Secrets::new(&scenario.secrets),
     })
@@ -324,15 +351,14 @@ pub fn compile(
 struct Compiler<'d> {
     diags: &'d mut Diagnostics,
     templates: Templates,
+    inputs: &'d Inputs,
+    /// Whether `env.X` in a template reads a data feeder's column rather
+    /// than the environment.
+    env_is_a_feeder: bool,
 }
 
 impl Compiler<'_> {
-    fn target(
-        &mut self,
-        t: &scenario::Target,
-        o: &Overrides,
-        base_dir: &Path,
-    ) -> Option<TargetPlan> {
+    fn target(&mut self, t: &scenario::Target, o: &Overrides) -> Option<TargetPlan> {
         let base = match (&o.base_url, &t.base_url) {
             (Some(url), _) => self.base_url(url, None),
             (None, Some(url)) => self.base_url(&url.value, Some(url.span.clone())),
@@ -360,18 +386,25 @@ impl Compiler<'_> {
             self.duration_setting(&o.timeout, "--timeout", &t.timeout, "[target] timeout");
         let connect_timeout =
             self.duration_setting(&None, "", &t.connect_timeout, "[target] connect_timeout");
-        let ca_file = t.ca_file.as_ref().and_then(|f| {
-            let path = base_dir.join(&f.value);
-            if path.is_file() {
-                Some(path)
-            } else {
-                self.diags.error(
-                    f.span.clone(),
-                    format!("CA file `{}` not found", path.display()),
-                );
-                None
-            }
-        });
+        let ca_file = t
+            .ca_file
+            .as_ref()
+            .and_then(|f| match self.inputs.files.read(&f.value) {
+                Ok(pem) => Some(CaFile {
+                    name: f.value.clone(),
+                    pem,
+                }),
+                Err(e) => {
+                    let message = match e {
+                        FileError::NotFound(path) => {
+                            format!("CA file `{}` not found", path.display())
+                        }
+                        other => format!("CA file `{}`: {other}", f.value),
+                    };
+                    self.diags.error(f.span.clone(), message);
+                    None
+                }
+            });
         Some(TargetPlan {
             base: base?,
             http,
@@ -440,7 +473,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn feeders(&mut self, data: &[scenario::Data], base_dir: &Path) -> Vec<Feeder> {
+    fn feeders(&mut self, data: &[scenario::Data]) -> Vec<Feeder> {
         let mut out: Vec<Feeder> = Vec::new();
         for d in data {
             let Some(name) = &d.name else {
@@ -481,7 +514,13 @@ impl Compiler<'_> {
                 );
                 continue;
             };
-            match read_csv(&base_dir.join(&file.value)) {
+            let rows = self
+                .inputs
+                .files
+                .read(&file.value)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| read_csv(&bytes));
+            match rows {
                 Ok(rows) if rows.is_empty() => self.diags.error(
                     file.span.clone(),
                     format!("data file `{}` has no rows", file.value),
@@ -570,9 +609,10 @@ impl Compiler<'_> {
         context: &str,
     ) -> Option<Part> {
         match self.templates.compile(&text.value) {
-            Ok((part, vars)) => {
+            Ok((part, paths)) => {
                 let mut ok = true;
-                for v in vars.iter().filter(|v| !known.contains(*v)) {
+                let vars: BTreeSet<&str> = paths.iter().map(|p| template::top_level(p)).collect();
+                for v in vars.iter().filter(|v| !known.contains(**v)) {
                     ok = false;
                     let names: Vec<&str> = known.iter().map(String::as_str).collect();
                     let mut msg = format!("{context}: unknown variable `{v}`");
@@ -586,6 +626,16 @@ impl Compiler<'_> {
                     }
                     self.diags.error(text.span.clone(), msg);
                 }
+                if !self.env_is_a_feeder {
+                    let env_names: BTreeSet<&str> = paths
+                        .iter()
+                        .filter_map(|p| p.strip_prefix("env."))
+                        .map(template::top_level)
+                        .collect();
+                    for name in env_names {
+                        ok &= self.env_var(name, &text.span, context);
+                    }
+                }
                 ok.then_some(part)
             }
             Err(e) => {
@@ -594,6 +644,20 @@ impl Compiler<'_> {
                 None
             }
         }
+    }
+
+    /// Judges a template's read of `env.NAME` against the inputs; false
+    /// when that is an error.
+    fn env_var(&mut self, name: &str, span: &Span, context: &str) -> bool {
+        let Some((severity, problem)) = self.inputs.env_problem(name) else {
+            return true;
+        };
+        let message = format!("{context}: {problem}");
+        match severity {
+            Severity::Error => self.diags.error(span.clone(), message),
+            Severity::Warning => self.diags.warning(span.clone(), message),
+        }
+        severity != Severity::Error
     }
 
     fn flows(
@@ -976,13 +1040,10 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn read_csv(path: &Path) -> Result<Vec<Value>, String> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| match e.kind() {
-        csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            format!("not found at {}", path.display())
-        }
-        _ => e.to_string(),
-    })?;
+/// The rows of a CSV file with a header line, each a map from column name
+/// to value.
+fn read_csv(bytes: &[u8]) -> Result<Vec<Value>, String> {
+    let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().map_err(|e| e.to_string())?.clone();
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -1004,7 +1065,7 @@ mod tests {
     fn compile_str(text: &str, o: &Overrides) -> (Option<Plan>, Diagnostics) {
         let mut d = Diagnostics::default();
         let s = scenario::parse(text, &mut d).expect("valid TOML");
-        let p = compile(&s, None, o, &mut d);
+        let p = compile(&s, None, o, &Inputs::for_cli(None, Severity::Error), &mut d);
         (p, d)
     }
 

@@ -70,7 +70,10 @@ impl Default for Templates {
 
 impl Templates {
     /// Compiles `source` if it is a template. Returns the part and the
-    /// top-level variable names it reads, or the syntax error's message.
+    /// variables it reads with their attribute paths as minijinja reports
+    /// them (`id`, `env.API_TOKEN`, `accounts.user`), or the syntax error's
+    /// message. A variable read only by subscript (`env[name]`) appears by
+    /// its bare name.
     pub fn compile(&mut self, source: &str) -> Result<(Part, BTreeSet<String>), String> {
         if !(source.contains("{{") || source.contains("{%")) {
             return Ok((Part::Static(source.to_string()), BTreeSet::new()));
@@ -85,9 +88,9 @@ impl Templates {
             .get_template(&name)
             .map_err(|e| template_error(&e))?;
         let vars = template
-            .undeclared_variables(false)
+            .undeclared_variables(true)
             .into_iter()
-            .filter(|v| !FUNCTIONS.contains(&v.as_str()))
+            .filter(|v| !FUNCTIONS.contains(&top_level(v)))
             .collect();
         Ok((Part::Template(name), vars))
     }
@@ -116,6 +119,11 @@ impl Templates {
     }
 }
 
+/// The variable an attribute path starts from: `env` for `env.API_TOKEN`.
+pub fn top_level(path: &str) -> &str {
+    path.split('.').next().unwrap_or(path)
+}
+
 fn template_error(e: &minijinja::Error) -> String {
     match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
@@ -124,7 +132,7 @@ fn template_error(e: &minijinja::Error) -> String {
 }
 
 /// Values shared by every template of a run: environment variables and `[vars]`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Globals {
     pub env: Value,
     pub vars: Arc<BTreeMap<String, Value>>,
@@ -132,11 +140,27 @@ pub struct Globals {
     pub vars_value: Value,
 }
 
+/// Names only: environment values and `[vars]` may be secrets.
+impl std::fmt::Debug for Globals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<String> = self
+            .env
+            .try_iter()
+            .map(|names| names.map(|n| n.to_string()).collect())
+            .unwrap_or_default();
+        f.debug_struct("Globals")
+            .field("env", &env)
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 impl Globals {
-    pub fn from_process(vars: BTreeMap<String, Value>) -> Self {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+    /// `env` is what templates see as `env.NAME`: the variables the
+    /// plan's inputs make visible, nothing more.
+    pub fn new(env: &BTreeMap<String, String>, vars: BTreeMap<String, Value>) -> Self {
         Globals {
-            env: Value::from(minijinja::value::Serde(&env)),
+            env: Value::from(minijinja::value::Serde(env)),
             vars_value: Value::from(vars.clone()),
             vars: Arc::new(vars),
         }
@@ -185,6 +209,13 @@ mod tests {
         let (part, vars) = t.compile("/items/{{ id }}?p={{ random(1, 3) }}").unwrap();
         assert!(!part.is_static());
         assert_eq!(vars.into_iter().collect::<Vec<_>>(), vec!["id".to_string()]);
+        let (_, vars) = t
+            .compile("{{ env.API_TOKEN }}/{{ accounts.user }}/{% set x = 1 %}{{ x.y }}")
+            .unwrap();
+        assert_eq!(
+            vars.into_iter().collect::<Vec<_>>(),
+            vec!["accounts.user".to_string(), "env.API_TOKEN".to_string()]
+        );
         let out = t.render(&part, &minijinja::context! { id => 7 }).unwrap();
         assert!(out.starts_with("/items/7?p="), "{out}");
     }
@@ -194,6 +225,21 @@ mod tests {
         let mut t = Templates::default();
         let (part, _) = t.compile("{{ missing }}").unwrap();
         assert!(t.render(&part, &minijinja::context! {}).is_err());
+    }
+
+    #[test]
+    fn globals_do_not_show_values_when_debugged() {
+        let env = BTreeMap::from([("API_TOKEN".to_string(), "s3cret".to_string())]);
+        let vars = BTreeMap::from([("pin".to_string(), Value::from("1234"))]);
+        let shown = format!("{:?}", Globals::new(&env, vars));
+        assert!(
+            shown.contains("API_TOKEN") && shown.contains("pin"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("1234"),
+            "{shown}"
+        );
     }
 
     #[test]

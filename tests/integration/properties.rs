@@ -13,7 +13,8 @@ use crate::repo;
 fn check(text: &str) {
     let mut diags = Diagnostics::default();
     if let Some(s) = scenario::parse(text, &mut diags) {
-        let plan = plan::compile(&s, None, &Overrides::default(), &mut diags);
+        let inputs = plan::Inputs::for_cli(None, loadctl::diag::Severity::Warning);
+        let plan = plan::compile(&s, None, &Overrides::default(), &inputs, &mut diags);
         if let Some(plan) = plan {
             assert!(!diags.has_errors());
             assert!(!plan.flows.is_empty());

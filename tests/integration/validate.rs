@@ -202,3 +202,67 @@ fn run_refuses_an_invalid_scenario_with_exit_code_2() {
         .assert()
         .code(2);
 }
+
+/// `loadctl ARGS FILE` with `TEST_API_TOKEN` set and `TEST_API_TOKN` not.
+fn with_a_close_variable_set(args: &[&str], file: &std::path::Path) -> std::process::Output {
+    loadctl()
+        .args(args)
+        .arg(file)
+        .env("TEST_API_TOKEN", "t0p-s3cret")
+        .env_remove("TEST_API_TOKN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn validate_warns_about_an_unset_environment_variable_and_run_refuses_it() {
+    let server = crate::server::TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let step = "[[flow.step]]\npath = \"/{{ env.TEST_API_TOKN }}\"";
+    let text = crate::scenario(&server.url(), "iterations = 1", step, "");
+    let file = write(dir.path(), "env.toml", &text);
+    // Where the template's value starts.
+    let before = &text[..text.find("\"/{{").unwrap()];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').unwrap();
+    let at = format!("{}:{line}:{column}", file.display());
+    let problem = "path: environment variable `TEST_API_TOKN` is not set";
+    let suggestion = "did you mean `env.TEST_API_TOKEN`?";
+
+    // `validate`: a warning with the close name suggested; the file is valid.
+    let out = with_a_close_variable_set(&["validate"], &file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("{at}: warning: {problem}, so a run would refuse it; {suggestion}")
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
+    let out = with_a_close_variable_set(&["validate", "--format", "json"], &file);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warning = &report["files"][0]["problems"][0];
+    assert_eq!(warning["severity"], "warning");
+    assert_eq!(
+        (warning["line"].as_u64(), warning["column"].as_u64()),
+        (Some(line as u64), Some(column as u64))
+    );
+
+    // `run`: the same problem is an error, and nothing is sent.
+    let out = with_a_close_variable_set(&["run", "-q"], &file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let expected = format!("{at}: error: {problem}; {suggestion}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("t0p-s3cret"), "{stderr}");
+    assert_eq!(server.count(), 0);
+
+    // Once it is set, the run goes ahead and the value reaches the request.
+    loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .env("TEST_API_TOKN", "word")
+        .assert()
+        .success();
+    assert_eq!(server.paths(), ["/word"]);
+}
