@@ -18,7 +18,8 @@ use super::server::TestServer;
 fn plan(text: &str) -> Arc<Plan> {
     let mut diags = Diagnostics::default();
     let scenario = loadctl::scenario::parse(text, &mut diags).expect("valid TOML");
-    let plan = plan::compile(&scenario, None, &Overrides::default(), &mut diags);
+    let inputs = plan::Inputs::for_cli(None, loadctl::diag::Severity::Error);
+    let plan = plan::compile(&scenario, None, &Overrides::default(), &inputs, &mut diags);
     Arc::new(plan.unwrap_or_else(|| panic!("invalid scenario: {:?}", diags.items())))
 }
 
