@@ -30,6 +30,8 @@
 //!   writes, run comparison, live progress and live Prometheus metrics.
 //! - [`demo`]: the built-in demo target.
 //! - [`cli`]: thin clap adapters, one file per subcommand.
+//! - [`units`]: formatting durations and numbers for people; a leaf that
+//!   every module may use.
 
 pub mod cli;
 pub mod demo;
@@ -41,3 +43,4 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod units;

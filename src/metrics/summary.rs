@@ -6,10 +6,11 @@
 //! is a breaking change for users' scripts: add, don't rename.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::threshold::Unit;
+use crate::units::trim_float;
 
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -105,8 +106,11 @@ pub struct StepStats {
 pub struct Latency(pub BTreeMap<String, f64>);
 
 impl Latency {
+    /// The key of percentile `p`: `p50`, `p99.9`. Six decimals are more
+    /// than any percentile a histogram of three significant digits tells
+    /// apart, and few enough to keep binary noise out of the key.
     pub fn key(p: f64) -> String {
-        format!("p{}", trim_float(p))
+        format!("p{}", trim_float(p, 6))
     }
 
     pub fn percentile(&self, p: f64) -> Option<f64> {
@@ -119,11 +123,6 @@ impl Latency {
     pub fn get(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }
-}
-
-fn trim_float(p: f64) -> String {
-    let s = format!("{p}");
-    s.trim_end_matches(".0").to_string()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -170,6 +169,27 @@ pub struct ThresholdResult {
     pub observed: Option<f64>,
     pub unit: Unit,
     pub passed: bool,
+}
+
+/// The unit a threshold's value is in, so reports can print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Ms,
+    Ratio,
+    PerSecond,
+    Count,
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unit::Ms => "ms",
+            Unit::Ratio => "",
+            Unit::PerSecond => "/s",
+            Unit::Count => "",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

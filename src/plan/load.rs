@@ -10,6 +10,7 @@ use super::{parse_duration, Compiler, Overrides};
 use crate::diag::{Span, Spanned};
 use crate::scenario::Load;
 use crate::schedule::{Pattern, Shape, Stage};
+use crate::units::fmt_duration;
 
 /// Beyond this many users the run would exhaust file descriptors and
 /// memory long before it measured anything.
@@ -271,8 +272,8 @@ impl Compiler<'_> {
                         l.span.clone(),
                         format!(
                             "[load] ramp_up + ramp_down ({}) is longer than the duration ({})",
-                            fmt(up + down),
-                            fmt(d)
+                            fmt_duration(up + down),
+                            fmt_duration(d)
                         ),
                     );
                     return None;
@@ -341,7 +342,7 @@ impl Compiler<'_> {
                 if at + ramp * 2 + hold > d {
                     self.diags.error(
                         l.span.clone(),
-                        format!("[load] spike_at + 2 × spike_ramp + spike_hold ({}) is longer than the duration ({})", fmt(at + ramp * 2 + hold), fmt(d)),
+                        format!("[load] spike_at + 2 × spike_ramp + spike_hold ({}) is longer than the duration ({})", fmt_duration(at + ramp * 2 + hold), fmt_duration(d)),
                     );
                     return None;
                 }
@@ -675,8 +676,4 @@ fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
         Ok(d) if d.is_zero() => Ok(Duration::ZERO),
         _ => parse_duration(text),
     }
-}
-
-fn fmt(d: Duration) -> String {
-    crate::engine::fmt_duration(d)
 }

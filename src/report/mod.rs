@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::metrics::summary::{RunSummary, ThresholdResult};
-use crate::plan::threshold::Unit;
+use crate::metrics::summary::{RunSummary, ThresholdResult, Unit};
+use crate::units::short;
 
 /// A report format, as `loadctl report --format` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -173,24 +173,6 @@ pub fn stream_writer(format: Format) -> Option<Writer> {
     match (outputs.next(), outputs.next()) {
         (Some(only), None) => Some(only.write),
         _ => None,
-    }
-}
-
-/// Three significant figures at most, without trailing zeros: how reports
-/// show a number to a person.
-pub fn short(v: f64) -> String {
-    let digits = if v.abs() >= 100.0 {
-        0
-    } else if v.abs() >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
     }
 }
 
