@@ -29,6 +29,7 @@
 //! - [`report`]: one file per output format, the list of files `run --out`
 //!   writes, run comparison, live progress and live Prometheus metrics.
 //! - [`demo`]: the built-in demo target.
+//! - [`serve`]: the one accept loop for every HTTP server loadctl runs.
 //! - [`cli`]: thin clap adapters, one file per subcommand.
 //! - [`units`]: formatting durations and numbers for people; a leaf that
 //!   every module may use.
@@ -43,4 +44,5 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod serve;
 pub mod units;

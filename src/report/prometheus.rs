@@ -8,7 +8,6 @@
 //! significant digits, which fixed buckets could not be. Nothing here
 //! holds a header value, so no secret can leak through it.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +15,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -198,29 +195,11 @@ pub type Latest = Arc<Mutex<Option<String>>>;
 
 /// Serves `GET /metrics` from `latest` until `shutdown` fires.
 pub async fn serve(listener: TcpListener, latest: Latest, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of file descriptors, say: back off instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let latest = latest.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let latest = latest.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &latest)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let handle = move |req: Request<Incoming>| {
+        let answer = answer(&req, &latest);
+        async move { answer }
+    };
+    crate::serve::http(listener, handle, shutdown).await;
 }
 
 fn answer(req: &Request<Incoming>, latest: &Latest) -> Response<Full<Bytes>> {
