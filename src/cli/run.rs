@@ -175,13 +175,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             eprintln!("wrote {}", path.display());
         }
     }
-    Ok(if summary.run.interrupted {
-        Exit::Interrupted
-    } else if !summary.thresholds_passed {
-        Exit::ThresholdsFailed
-    } else {
-        Exit::Success
-    })
+    Ok(Exit::from(summary.verdict()))
 }
 
 /// First Ctrl-C or SIGTERM: stop the run and report. A second: quit now.

@@ -43,8 +43,58 @@ pub struct RunSummary {
     pub failures: Vec<FailureEntry>,
 }
 
+impl RunSummary {
+    /// How the run ended: interrupted, or finished with every threshold
+    /// passed or not.
+    pub fn verdict(&self) -> Verdict {
+        if self.run.interrupted {
+            Verdict::Interrupted
+        } else if !self.thresholds_passed {
+            Verdict::ThresholdsFailed
+        } else {
+            Verdict::Passed
+        }
+    }
+}
+
+/// How a run ended, for every front end (the CLI turns it into an exit
+/// code, the store lists it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The run finished and every threshold passed (or there were none).
+    Passed,
+    /// The run finished and at least one threshold failed.
+    ThresholdsFailed,
+    /// The run was stopped early (Ctrl-C, SIGTERM, a cancel request); its
+    /// thresholds judged what ran.
+    Interrupted,
+}
+
+impl Verdict {
+    /// The name in JSON and listings: `passed`, `thresholds_failed`,
+    /// `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::ThresholdsFailed => "thresholds_failed",
+            Verdict::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunInfo {
+    /// The run's id in the store ([`crate::store::RunId`]); empty in
+    /// summaries written before runs had ids.
+    #[serde(default)]
+    pub id: String,
     pub name: String,
     pub scenario_file: Option<String>,
     /// The base URL (credentials removed), or the demo target's address.

@@ -289,6 +289,7 @@ pub(crate) fn test_summary() -> RunSummary {
         schema_version: SCHEMA_VERSION,
         loadctl_version: "0.1.0".to_string(),
         run: RunInfo {
+            id: "0123456789abcdef0123456789abcdef".to_string(),
             name: "checkout <flow>".to_string(),
             scenario_file: Some("scenarios/checkout.toml".to_string()),
             target: "http://127.0.0.1:8080".to_string(),

@@ -198,6 +198,7 @@ pub async fn run(
         d.stop();
     }
     let info = RunInfo {
+        id: crate::store::RunId::new().to_string(),
         name: plan.name.clone(),
         scenario_file: plan.scenario_file.as_ref().map(|p| p.display().to_string()),
         target: match plan.target.base {
