@@ -293,8 +293,10 @@ mod tests {
     fn saves_lists_and_gets_runs_newest_first() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("runs");
+        // The test summary has a failed threshold.
         let old = summary_started_at("2026-01-02T03:04:05Z");
-        let new = summary_started_at("2026-01-03T00:00:00Z");
+        let mut new = summary_started_at("2026-01-03T00:00:00Z");
+        new.thresholds_passed = true;
         let mut failed = summary_started_at("2026-01-02T12:00:00Z");
         failed.thresholds_passed = false;
         failed.run.interrupted = true;
