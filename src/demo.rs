@@ -14,7 +14,6 @@
 //! | `GET /api/flaky?fail=F` | 500 with probability F (default 0.1), else 200 |
 //! | `GET /api/status/{code}` | an empty answer with that status |
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,9 +23,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -77,36 +73,12 @@ pub fn serve(listener: TcpListener) -> std::io::Result<DemoServer> {
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let served = Arc::new(AtomicU64::new(0));
-    let (token, counter) = (stop.clone(), served.clone());
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    // Out of file descriptors, say: back off briefly.
-                    Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue; }
-                },
-                _ = token.cancelled() => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let (token, counter) = (token.clone(), counter.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let counter = counter.clone();
-                    async move {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        Ok::<_, Infallible>(handle(req).await)
-                    }
-                });
-                let builder = auto::Builder::new(TokioExecutor::new());
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                tokio::select! {
-                    _ = conn => {}
-                    _ = token.cancelled() => {}
-                }
-            });
-        }
-    });
+    let counter = served.clone();
+    let count_and_handle = move |req| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        handle(req)
+    };
+    tokio::spawn(crate::serve::http(listener, count_and_handle, stop.clone()));
     Ok(DemoServer { addr, stop, served })
 }
 

@@ -34,11 +34,17 @@
 //!   end; applies the schedule (closed: user count, open: arrivals), stops
 //!   on the pattern's end, the iteration budget or the shutdown token.
 //! - [`engine`]: *how* one request is sent (hyper, rustls), checked, extracted.
-//! - [`metrics`]: HdrHistograms and counters; [`metrics::summary::RunSummary`].
+//! - [`metrics`]: HdrHistograms and counters; [`metrics::summary::RunSummary`]
+//!   and its [`verdict`](metrics::summary::RunSummary::verdict).
 //! - [`report`]: one file per output format, the list of files `run --out`
 //!   writes, run comparison, live progress and live Prometheus metrics.
+//! - [`store`]: saved runs, `DIR/RUN_ID/` with `summary.json` and the
+//!   report files; random ids that are never paths.
 //! - [`demo`]: the built-in demo target.
+//! - [`serve`]: the one accept loop for every HTTP server loadctl runs.
 //! - [`cli`]: thin clap adapters, one file per subcommand.
+//! - [`units`]: formatting durations and numbers for people; a leaf that
+//!   every module may use.
 
 pub mod cli;
 pub mod demo;
@@ -51,4 +57,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod serve;
+pub mod store;
+pub mod units;
 pub mod validate;

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::metrics::summary::Verdict;
+
 /// Exit codes; documented in the README and `loadctl --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -26,6 +28,16 @@ pub enum Exit {
     Runtime = 3,
     /// The run was stopped by Ctrl-C or SIGTERM (results are still written).
     Interrupted = 130,
+}
+
+impl From<Verdict> for Exit {
+    fn from(v: Verdict) -> Exit {
+        match v {
+            Verdict::Passed => Exit::Success,
+            Verdict::ThresholdsFailed => Exit::ThresholdsFailed,
+            Verdict::Interrupted => Exit::Interrupted,
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {

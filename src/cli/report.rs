@@ -1,7 +1,8 @@
 //! `loadctl report SUMMARY.json`: re-renders a saved run in any format, and
 //! `loadctl report --compare BASE.json CURRENT.json` judges the change
-//! between two runs. Both only read `summary.json` files; the rendering
-//! and the comparison rules live in [`crate::report`].
+//! between two runs. Both only read `summary.json` files (through
+//! [`crate::store::read_summary`], which refuses a newer schema); the
+//! rendering and the comparison rules live in [`crate::report`].
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::Exit;
-use crate::metrics::summary::{RunSummary, SCHEMA_VERSION};
 use crate::report::{self, compare, Format};
+use crate::store;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -54,9 +55,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
     let Some(path) = &args.summary else {
         unreachable!("clap requires a summary unless --compare is given");
     };
-    let summary = match load(path) {
+    let summary = match store::read_summary(path) {
         Ok(s) => s,
-        Err(message) => return Ok(invalid(&message)),
+        Err(e) => return Ok(invalid(e)),
     };
     match &args.output {
         Some(target) => {
@@ -79,9 +80,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
 }
 
 fn compare_runs(base: &Path, current: &Path, limit: f64) -> anyhow::Result<Exit> {
-    let (base_summary, current_summary) = match (load(base), load(current)) {
+    let read = store::read_summary;
+    let (base_summary, current_summary) = match (read(base), read(current)) {
         (Ok(b), Ok(c)) => (b, c),
-        (Err(message), _) | (_, Err(message)) => return Ok(invalid(&message)),
+        (Err(e), _) | (_, Err(e)) => return Ok(invalid(e)),
     };
     if base_summary.run.name != current_summary.run.name {
         eprintln!(
@@ -105,23 +107,7 @@ fn compare_runs(base: &Path, current: &Path, limit: f64) -> anyhow::Result<Exit>
     })
 }
 
-/// Reads a summary, or says which file is wrong and why.
-fn load(path: &Path) -> Result<RunSummary, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let summary: RunSummary = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a loadctl summary.json: {e}", path.display()))?;
-    if summary.schema_version > SCHEMA_VERSION {
-        return Err(format!(
-            "{} has summary schema {}; this loadctl reads schema {SCHEMA_VERSION} (upgrade loadctl)",
-            path.display(),
-            summary.schema_version
-        ));
-    }
-    Ok(summary)
-}
-
-fn invalid(message: &str) -> Exit {
+fn invalid(message: impl std::fmt::Display) -> Exit {
     eprintln!("error: {message}");
     Exit::Invalid
 }

@@ -195,13 +195,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             eprintln!("wrote {}", path.display());
         }
     }
-    Ok(if summary.run.interrupted {
-        Exit::Interrupted
-    } else if !summary.thresholds_passed {
-        Exit::ThresholdsFailed
-    } else {
-        Exit::Success
-    })
+    Ok(Exit::from(summary.verdict()))
 }
 
 /// A signal this soon after the first is the same request delivered twice

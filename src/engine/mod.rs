@@ -32,6 +32,7 @@ use tokio::net::TcpStream;
 
 use crate::metrics::ErrorKind;
 use crate::plan::{Endpoint, HttpVersion, TargetPlan};
+use crate::units::fmt_duration;
 
 pub use check::check;
 pub use request::{build, Prepared};
@@ -550,19 +551,6 @@ fn io_message(e: &std::io::Error) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     }
-}
-
-pub fn fmt_duration(d: Duration) -> String {
-    if d.as_secs_f64() >= 1.0 {
-        format!("{}s", trim(d.as_secs_f64()))
-    } else {
-        format!("{}ms", trim(d.as_secs_f64() * 1000.0))
-    }
-}
-
-fn trim(x: f64) -> String {
-    let s = format!("{x:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]

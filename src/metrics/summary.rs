@@ -6,10 +6,11 @@
 //! is a breaking change for users' scripts: add, don't rename.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::threshold::Unit;
+use crate::units::trim_float;
 
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -42,8 +43,58 @@ pub struct RunSummary {
     pub failures: Vec<FailureEntry>,
 }
 
+impl RunSummary {
+    /// How the run ended: interrupted, or finished with every threshold
+    /// passed or not.
+    pub fn verdict(&self) -> Verdict {
+        if self.run.interrupted {
+            Verdict::Interrupted
+        } else if !self.thresholds_passed {
+            Verdict::ThresholdsFailed
+        } else {
+            Verdict::Passed
+        }
+    }
+}
+
+/// How a run ended, for every front end (the CLI turns it into an exit
+/// code, the store lists it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The run finished and every threshold passed (or there were none).
+    Passed,
+    /// The run finished and at least one threshold failed.
+    ThresholdsFailed,
+    /// The run was stopped early (Ctrl-C, SIGTERM, a cancel request); its
+    /// thresholds judged what ran.
+    Interrupted,
+}
+
+impl Verdict {
+    /// The name in JSON and listings: `passed`, `thresholds_failed`,
+    /// `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::ThresholdsFailed => "thresholds_failed",
+            Verdict::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunInfo {
+    /// The run's id in the store ([`crate::store::RunId`]); empty in
+    /// summaries written before runs had ids.
+    #[serde(default)]
+    pub id: String,
     pub name: String,
     pub scenario_file: Option<String>,
     /// The base URL (credentials removed), or the demo target's address.
@@ -105,8 +156,11 @@ pub struct StepStats {
 pub struct Latency(pub BTreeMap<String, f64>);
 
 impl Latency {
+    /// The key of percentile `p`: `p50`, `p99.9`. Six decimals are more
+    /// than any percentile a histogram of three significant digits tells
+    /// apart, and few enough to keep binary noise out of the key.
     pub fn key(p: f64) -> String {
-        format!("p{}", trim_float(p))
+        format!("p{}", trim_float(p, 6))
     }
 
     pub fn percentile(&self, p: f64) -> Option<f64> {
@@ -119,11 +173,6 @@ impl Latency {
     pub fn get(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }
-}
-
-fn trim_float(p: f64) -> String {
-    let s = format!("{p}");
-    s.trim_end_matches(".0").to_string()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -170,6 +219,27 @@ pub struct ThresholdResult {
     pub observed: Option<f64>,
     pub unit: Unit,
     pub passed: bool,
+}
+
+/// The unit a threshold's value is in, so reports can print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Ms,
+    Ratio,
+    PerSecond,
+    Count,
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unit::Ms => "ms",
+            Unit::Ratio => "",
+            Unit::PerSecond => "/s",
+            Unit::Count => "",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -6,11 +6,7 @@
 //! the metric, so a misspelled or meaningless threshold is a `validate`
 //! error rather than a gate that silently passes.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-use crate::metrics::summary::{RunSummary, StepStats};
+use crate::metrics::summary::{RunSummary, StepStats, Unit};
 
 /// What a threshold measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,27 +55,6 @@ impl Op {
             Op::Eq => a == b,
             Op::Ne => a != b,
         }
-    }
-}
-
-/// The unit a threshold's value is in, so reports can print it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unit {
-    Ms,
-    Ratio,
-    PerSecond,
-    Count,
-}
-
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Unit::Ms => "ms",
-            Unit::Ratio => "",
-            Unit::PerSecond => "/s",
-            Unit::Count => "",
-        })
     }
 }
 

@@ -17,8 +17,8 @@ use std::fmt::Write as _;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
-use super::short;
 use crate::metrics::summary::{RunSummary, StepStats};
+use crate::units::short;
 
 /// `--max-regression` when none is given: 10%.
 pub const DEFAULT_LIMIT: f64 = 0.1;

@@ -18,8 +18,8 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value};
 use serde::Serialize;
 
-use super::short;
 use crate::metrics::summary::{Latency, RunSummary, SeriesPoint, StepStats};
+use crate::units::short;
 
 const TEMPLATE_NAME: &str = "report.html.j2";
 const TEMPLATE: &str = include_str!("report.html.j2");
@@ -777,8 +777,7 @@ fn axis_label(v: f64, decimals: usize) -> String {
 
 /// One decimal: a tenth of an SVG unit is finer than a screen pixel.
 fn coord(v: f64) -> String {
-    let s = format!("{v:.1}");
-    s.strip_suffix(".0").map_or(s.clone(), str::to_string)
+    crate::units::trim_float(v, 1)
 }
 
 // ---------------------------------------------------------------- numbers

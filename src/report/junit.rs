@@ -11,8 +11,7 @@ use std::io::Write;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
-use crate::metrics::summary::RunSummary;
-use crate::plan::threshold::Unit;
+use crate::metrics::summary::{RunSummary, Unit};
 
 pub fn write(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
     let run = &summary.run;

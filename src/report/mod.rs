@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::metrics::summary::{RunSummary, ThresholdResult};
-use crate::plan::threshold::Unit;
+use crate::metrics::summary::{RunSummary, ThresholdResult, Unit};
+use crate::units::short;
 
 /// A report format, as `loadctl report --format` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -176,24 +176,6 @@ pub fn stream_writer(format: Format) -> Option<Writer> {
     }
 }
 
-/// Three significant figures at most, without trailing zeros: how reports
-/// show a number to a person.
-pub fn short(v: f64) -> String {
-    let digits = if v.abs() >= 100.0 {
-        0
-    } else if v.abs() >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
 /// A threshold's observed value with its unit, for people: ratios as
 /// percentages (so `rate < 0.01` reads against `1.5%`), counts whole.
 pub fn observed(t: &ThresholdResult) -> String {
@@ -307,6 +289,7 @@ pub(crate) fn test_summary() -> RunSummary {
         schema_version: SCHEMA_VERSION,
         loadctl_version: "0.1.0".to_string(),
         run: RunInfo {
+            id: "0123456789abcdef0123456789abcdef".to_string(),
             name: "checkout <flow>".to_string(),
             scenario_file: Some("scenarios/checkout.toml".to_string()),
             target: "http://127.0.0.1:8080".to_string(),

@@ -8,7 +8,6 @@
 //! significant digits, which fixed buckets could not be. Nothing here
 //! holds a header value, so no secret can leak through it.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -16,16 +15,16 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::live::Progress;
-use crate::metrics::summary::StepStats;
+use crate::metrics::summary::{Latency, StepStats};
+use crate::units::trim_float;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-const QUANTILES: [(f64, &str); 4] = [(50.0, "0.5"), (90.0, "0.9"), (95.0, "0.95"), (99.0, "0.99")];
+/// The percentiles each latency summary shows, as `quantile="0.95"` labels.
+const QUANTILES: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
 
 /// Renders one scrape's worth of text; `None` until the first second of
 /// the run has been collected.
@@ -138,12 +137,12 @@ fn summary_samples(
     if s.requests == 0 {
         return;
     }
-    for (p, q) in QUANTILES {
-        if let Some(ms) = map.get(&crate::metrics::summary::Latency::key(p)) {
+    for p in QUANTILES {
+        if let Some(ms) = map.get(&Latency::key(p)) {
             sample(
                 out,
                 name,
-                &[("step", &s.name), ("quantile", q)],
+                &[("step", &s.name), ("quantile", &quantile_label(p))],
                 ms / 1000.0,
             );
         }
@@ -161,6 +160,12 @@ fn summary_samples(
         &[("step", &s.name)],
         s.requests as f64,
     );
+}
+
+/// Prometheus names a percentile by its quantile: 95 is `0.95`, 99.9 is
+/// `0.999` (rounded, so no `0.9990000000000001`).
+fn quantile_label(percentile: f64) -> String {
+    trim_float(percentile / 100.0, 6)
 }
 
 fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
@@ -190,29 +195,11 @@ pub type Latest = Arc<Mutex<Option<String>>>;
 
 /// Serves `GET /metrics` from `latest` until `shutdown` fires.
 pub async fn serve(listener: TcpListener, latest: Latest, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of file descriptors, say: back off instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let latest = latest.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let latest = latest.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &latest)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let handle = move |req: Request<Incoming>| {
+        let answer = answer(&req, &latest);
+        async move { answer }
+    };
+    crate::serve::http(listener, handle, shutdown).await;
 }
 
 fn answer(req: &Request<Incoming>, latest: &Latest) -> Response<Full<Bytes>> {
@@ -294,5 +281,13 @@ mod tests {
             !text.contains("loadctl_service_time_seconds"),
             "closed model: one latency"
         );
+    }
+
+    #[test]
+    fn quantile_labels_are_short_decimals() {
+        assert_eq!(quantile_label(50.0), "0.5");
+        assert_eq!(quantile_label(95.0), "0.95");
+        assert_eq!(quantile_label(99.9), "0.999");
+        assert_eq!(quantile_label(99.99), "0.9999");
     }
 }

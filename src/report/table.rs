@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
-use super::short;
 use crate::metrics::summary::{RunSummary, StepStats};
+use crate::units::short;
 
 /// [`render`] as a [`Writer`](super::Writer), for `loadctl report`.
 pub fn write(summary: &RunSummary, out: &mut dyn std::io::Write) -> std::io::Result<()> {

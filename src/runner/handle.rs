@@ -22,9 +22,11 @@ use super::Shared;
 use crate::metrics::live::Progress;
 use crate::metrics::summary::{RunInfo, RunSummary};
 use crate::plan::Plan;
+use crate::store::RunId;
 
 /// A run in progress: its live figures, its share, a stop, and its result.
 pub struct RunHandle {
+    pub(super) id: RunId,
     pub(super) shared: Arc<Shared>,
     pub(super) start: Instant,
     pub(super) rows: super::share::RowSplit,
@@ -36,6 +38,11 @@ pub struct RunHandle {
 }
 
 impl RunHandle {
+    /// The run's id (its `RunInfo::id`, and its name in the run store).
+    pub fn id(&self) -> &RunId {
+        &self.id
+    }
+
     /// The next second's progress, in order; `None` once the run is over.
     pub async fn next_progress(&mut self) -> Option<Progress> {
         self.progress.recv().await

@@ -42,6 +42,7 @@ use crate::engine::Connector;
 pub use crate::metrics::live::{LiveStats, Progress};
 use crate::metrics::summary::{RunInfo, RunSummary};
 use crate::plan::{BaseUrl, Plan};
+use crate::store::RunId;
 use collector::Collector;
 pub use collector::{IntervalSnapshot, SourceId};
 pub use handle::RunHandle;
@@ -73,6 +74,8 @@ pub struct RunOptions {
     /// Publish each closed second's merged snapshot
     /// ([`RunHandle::take_snapshots`]).
     pub snapshots: bool,
+    /// The run's id in the run store; a new random one when `None`.
+    pub run_id: Option<RunId>,
 }
 
 /// Runs a plan to completion (or until `shutdown`) and summarizes it.
@@ -180,6 +183,8 @@ pub async fn start(
         BaseUrl::Demo => format!("demo ({})", endpoint.display()),
         BaseUrl::Url(e) => e.display(),
     };
+    let id = options.run_id.clone().unwrap_or_else(RunId::new);
+    let run_id = id.to_string();
     let task = tokio::spawn(async move {
         let interrupted = supervisor.collect(rx).await;
         let joined =
@@ -196,6 +201,7 @@ pub async fn start(
         }
         let info = run_info(
             &supervisor.plan,
+            run_id,
             target,
             threads,
             started_at,
@@ -205,6 +211,7 @@ pub async fn start(
         Ok(supervisor.finish(info))
     });
     Ok(RunHandle {
+        id,
         shared,
         start,
         rows: options.share.rows,
@@ -249,6 +256,7 @@ fn agreed_start(at: Option<SystemTime>) -> anyhow::Result<(Instant, Duration)> {
 
 fn run_info(
     plan: &Plan,
+    id: String,
     target: String,
     threads: usize,
     started_at: SystemTime,
@@ -261,6 +269,7 @@ fn run_info(
             .to_string()
     };
     RunInfo {
+        id,
         name: plan.name.clone(),
         scenario_file: plan.scenario_file.as_ref().map(|p| p.display().to_string()),
         target,

@@ -116,6 +116,45 @@ impl Shape {
     }
 }
 
+/// Which pattern, without its parameters: the one place that names the
+/// patterns, for `pattern = "…"`, the summary and every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternKind {
+    Constant,
+    Ramp,
+    Stages,
+    Spike,
+    Wave,
+    Random,
+    Burst,
+}
+
+impl PatternKind {
+    /// Every pattern, in the order messages list them.
+    pub const ALL: [PatternKind; 7] = [
+        PatternKind::Constant,
+        PatternKind::Ramp,
+        PatternKind::Stages,
+        PatternKind::Spike,
+        PatternKind::Wave,
+        PatternKind::Random,
+        PatternKind::Burst,
+    ];
+
+    /// The name a scenario's `pattern = "…"` gives.
+    pub fn name(self) -> &'static str {
+        match self {
+            PatternKind::Constant => "constant",
+            PatternKind::Ramp => "ramp",
+            PatternKind::Stages => "stages",
+            PatternKind::Spike => "spike",
+            PatternKind::Wave => "wave",
+            PatternKind::Random => "random",
+            PatternKind::Burst => "burst",
+        }
+    }
+}
+
 /// Pattern parameters, already validated by `plan`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pattern {
@@ -174,16 +213,20 @@ pub enum Pattern {
 const WAVE_SEGMENTS: u32 = 16;
 
 impl Pattern {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> PatternKind {
         match self {
-            Pattern::Constant { .. } => "constant",
-            Pattern::Ramp { .. } => "ramp",
-            Pattern::Stages(_) => "stages",
-            Pattern::Spike { .. } => "spike",
-            Pattern::Wave { .. } => "wave",
-            Pattern::Random { .. } => "random",
-            Pattern::Burst { .. } => "burst",
+            Pattern::Constant { .. } => PatternKind::Constant,
+            Pattern::Ramp { .. } => PatternKind::Ramp,
+            Pattern::Stages(_) => PatternKind::Stages,
+            Pattern::Spike { .. } => PatternKind::Spike,
+            Pattern::Wave { .. } => PatternKind::Wave,
+            Pattern::Random { .. } => PatternKind::Random,
+            Pattern::Burst { .. } => PatternKind::Burst,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// How many stages [`Pattern::shape`] would make, for the patterns

@@ -266,6 +266,7 @@ fn a_silent_source_does_not_stall_the_series_and_late_figures_still_count() {
     let points = c.add(1, 4, snapshot(1));
     assert_eq!(points, vec![3]);
     let info = loadctl::metrics::summary::RunInfo {
+        id: String::new(),
         name: "t".into(),
         scenario_file: None,
         target: "t".into(),
