@@ -183,7 +183,7 @@ pub async fn start(
         BaseUrl::Demo => format!("demo ({})", endpoint.display()),
         BaseUrl::Url(e) => e.display(),
     };
-    let id = options.run_id.clone().unwrap_or_else(RunId::new);
+    let id = options.run_id.clone().unwrap_or_default();
     let run_id = id.to_string();
     let task = tokio::spawn(async move {
         let interrupted = supervisor.collect(rx).await;
