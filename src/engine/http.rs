@@ -1,58 +1,37 @@
-//! Building a request from a step: templates rendered, headers merged.
-//!
-//! A step with no template at all is built once per user as a
-//! [`Prepared`] request and cloned for every send: the header map is
-//! copied, the URI and body share their bytes, nothing is rendered.
+//! The HTTP step kind: a request as the step writes it (method, path,
+//! headers, body), its templates rendered, and its answer judged by the
+//! step's `expect` alone.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderMap, Method, Request, Uri};
+use http::{HeaderMap, Request, Uri};
 use http_body_util::Full;
 use minijinja::Value;
 
-use super::{Connector, Failure};
+use super::{check, Connector, Failure, Prepared, Response, Session};
 use crate::metrics::ErrorKind;
-use crate::plan::{Plan, StepPlan};
+use crate::plan::{HttpStep, Plan, StepPlan};
 
 const DEFAULT_USER_AGENT: &str = concat!("loadctl/", env!("CARGO_PKG_VERSION"));
 
-/// A request ready to send, kept apart so it can be sent many times.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    /// Request line, headers and body, as sent over HTTP/1.1.
-    pub bytes_out: u64,
-}
-
-impl Prepared {
-    /// A request to send; cheap to make again and again.
-    pub fn request(&self) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
-    }
-
-    /// The request itself, for a request sent only once.
-    pub fn into_request(self) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body));
-        *request.method_mut() = self.method;
-        *request.uri_mut() = self.uri;
-        *request.headers_mut() = self.headers;
-        request
-    }
+/// Whether nothing in the request (path, headers, the target's default
+/// headers, body) is a template.
+pub fn is_static(plan: &Plan, step: &HttpStep) -> bool {
+    step.path.is_static()
+        && step
+            .headers
+            .iter()
+            .chain(&plan.target.headers)
+            .all(|(_, part)| part.is_static())
+        && step.body.as_ref().is_none_or(|body| body.is_static())
 }
 
 /// Renders the step's templates with `ctx` and prepares the request.
 /// Target headers come first; a step header of the same name replaces it.
-pub fn build(
+pub fn prepare(
     plan: &Plan,
     connector: &Connector,
-    step: &StepPlan,
+    step: &HttpStep,
     ctx: &Value,
 ) -> Result<Prepared, Failure> {
     let render = |part| {
@@ -63,9 +42,7 @@ pub fn build(
     // Rendered strings become the URI and header values as they are:
     // `from_maybe_shared` takes the bytes over instead of copying them.
     let mut path = render(&step.path)?;
-    let base_path = &connector.endpoint().base_path;
-    path.insert_str(0, base_path);
-    let path_len = path.len();
+    path.insert_str(0, &connector.endpoint().base_path);
     let uri = Uri::from_maybe_shared(Bytes::from(path)).map_err(|_| {
         (
             ErrorKind::Template,
@@ -99,18 +76,20 @@ pub fn build(
         Some(part) => Bytes::from(render(part)?),
         None => Bytes::new(),
     };
-    let head: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + step.method.as_str().len()
-        + path_len
-        + " HTTP/1.1\r\n\r\n".len();
-    Ok(Prepared {
-        method: step.method.clone(),
-        uri,
-        headers,
-        bytes_out: (head + body.len()) as u64,
-        body,
-    })
+    Ok(Prepared::new(step.method.clone(), uri, headers, body))
+}
+
+/// One request, one answer; the body is kept only when the step's checks
+/// or extractions read it.
+pub async fn send(
+    session: &mut Session,
+    step: &StepPlan,
+    request: Request<Full<Bytes>>,
+) -> Result<Response, Failure> {
+    session.send(request, step.needs_body()).await
+}
+
+/// An HTTP answer is right when it meets the step's `expect`.
+pub fn judge(step: &StepPlan, response: &Response) -> Result<Vec<Value>, Failure> {
+    check::check(step, response)
 }
