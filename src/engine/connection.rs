@@ -606,7 +606,106 @@ fn io_message(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
     use tokio::time::{advance, Instant};
+
+    /// What a loopback server answers, byte for byte.
+    const ANSWER: &[u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-answered-by: test\r\n\r\nhello";
+
+    /// Sends `prepared` over HTTP/1.1 to a loopback server that counts the
+    /// bytes of the request's head and answers [`ANSWER`]; returns that
+    /// count and the response as the session reads it.
+    async fn over_the_wire(prepared: &Prepared) -> (u64, Response) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !received.ends_with(b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed before the end of its head");
+                received.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(ANSWER).await.unwrap();
+            received.len() as u64
+        });
+        let exchange = async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
+            tokio::spawn(connection);
+            let response = sender.send_request(prepared.request()).await.unwrap();
+            let response = read_response(response, true).await.unwrap();
+            (server.await.unwrap(), response)
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .expect("a loopback exchange ends within 10 s")
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    http::HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn head_sizes_are_the_bytes_on_the_wire() {
+        let prepared = Prepared::new(
+            Method::GET,
+            Uri::from_static("/items/7?page=3"),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("user-agent", "loadctl/test"),
+                ("x-request-id", "7-42"),
+            ]),
+            Bytes::new(),
+        );
+        let (sent, response) = over_the_wire(&prepared).await;
+        assert_eq!(prepared.bytes_out, sent);
+        assert_eq!(response.bytes_in, ANSWER.len() as u64);
+        assert_eq!(response.body_bytes, 5);
+        assert_eq!(response.body.as_deref(), Some(&b"hello"[..]));
+    }
+
+    #[tokio::test]
+    async fn an_absolute_target_is_counted_whole() {
+        let prepared = Prepared::new(
+            Method::DELETE,
+            Uri::from_static("http://127.0.0.1:8080/items/7"),
+            headers(&[("host", "127.0.0.1:8080")]),
+            Bytes::new(),
+        );
+        let (sent, _) = over_the_wire(&prepared).await;
+        assert_eq!(prepared.bytes_out, sent);
+    }
+
+    #[test]
+    fn a_body_counts_after_the_head() {
+        let bare = Prepared::new(
+            Method::PUT,
+            Uri::from_static("/x"),
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        let with_body = Prepared::new(
+            Method::PUT,
+            Uri::from_static("/x"),
+            HeaderMap::new(),
+            Bytes::from_static(b"{\"a\": 1}"),
+        );
+        // "PUT /x HTTP/1.1\r\n" and the blank line.
+        assert_eq!(bare.bytes_out, 17 + 2);
+        assert_eq!(with_body.bytes_out, bare.bytes_out + 8);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_deadline_moves_only_when_it_would_fire_too_early() {
