@@ -458,3 +458,79 @@ impl Object for Scope {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::{HeaderMap, StatusCode};
+
+    use super::*;
+
+    fn flight(start: Instant) -> InFlight {
+        InFlight {
+            metric: 1,
+            bytes_out: 77,
+            sent: start + Duration::from_millis(30),
+            waited_from: start,
+        }
+    }
+
+    #[test]
+    fn a_finished_request_counts_what_came_back() {
+        let start = Instant::now();
+        let response = Response {
+            status: StatusCode::NOT_FOUND,
+            headers: HeaderMap::new(),
+            body: None,
+            body_bytes: 12,
+            bytes_in: 140,
+        };
+        let failure = (ErrorKind::Status, "status 404, expected 200".to_string());
+        let done = start + Duration::from_millis(50);
+        let sample = flight(start).sample(done, Some(&response), Some(failure.clone()));
+        assert_eq!(sample.metric, 1);
+        assert_eq!(sample.latency_us, 50_000);
+        assert_eq!(sample.service_us, 20_000);
+        assert_eq!(sample.status, Some(404));
+        assert_eq!(sample.failure, Some(failure));
+        assert_eq!(
+            (sample.bytes_in, sample.bytes_out, sample.body_bytes),
+            (140, 77, 12)
+        );
+    }
+
+    fn watch(in_flight: Option<InFlight>, start: Instant) -> (Watch, Rc<RefCell<Snapshot>>) {
+        let recorder = Rc::new(RefCell::new(Snapshot::new(2, true)));
+        let hard_stop = CancellationToken::new();
+        hard_stop.cancel();
+        let watch = Watch {
+            in_flight: Rc::new(Cell::new(in_flight)),
+            recorder: recorder.clone(),
+            start,
+            hard_stop,
+        };
+        (watch, recorder)
+    }
+
+    #[tokio::test]
+    async fn a_hard_stop_counts_the_request_in_flight_as_aborted() {
+        let start = Instant::now();
+        let (watch, recorder) = watch(Some(flight(start)), start);
+        watch.until_hard_stop(std::future::pending()).await;
+        let stats = recorder.borrow().steps[1].stats("item", None, 1.0, &[]);
+        assert_eq!((stats.requests, stats.failures), (1, 1));
+        assert_eq!(stats.errors["aborted"], 1);
+        assert_eq!(stats.bytes_out, 77);
+        assert!(stats.status_codes.is_empty());
+        assert_eq!(recorder.borrow().steps[0].requests(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_hard_stop_between_requests_counts_nothing() {
+        let start = Instant::now();
+        let (watch, recorder) = watch(None, start);
+        watch.until_hard_stop(std::future::pending()).await;
+        assert_eq!(recorder.borrow().total().requests(), 0);
+    }
+}
