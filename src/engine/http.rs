@@ -93,3 +93,132 @@ pub async fn send(
 pub fn judge(step: &StepPlan, response: &Response) -> Result<Vec<Value>, Failure> {
     check::check(step, response)
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header::CONTENT_TYPE;
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::diag::Diagnostics;
+    use crate::plan::{BaseUrl, Overrides};
+
+    fn compiled(text: &str) -> Plan {
+        let mut diags = Diagnostics::default();
+        let scenario = crate::scenario::parse(text, &mut diags).expect("valid TOML");
+        crate::plan::compile(&scenario, None, &Overrides::default(), &mut diags)
+            .unwrap_or_else(|| panic!("{diags:?}"))
+    }
+
+    async fn connector(plan: &Plan) -> Connector {
+        let BaseUrl::Url(endpoint) = &plan.target.base else {
+            panic!("a URL target")
+        };
+        Connector::new(endpoint.clone(), &plan.target)
+            .await
+            .unwrap()
+    }
+
+    fn http(step: &StepPlan) -> &HttpStep {
+        step.http().expect("an HTTP step")
+    }
+
+    const STEPS: &str = r#"
+[load]
+users = 1
+duration = "1s"
+[[flow]]
+  [[flow.step]]
+  path = "/items"
+  headers = { "X-Fixed" = "yes" }
+  [[flow.step]]
+  path = "/items/{{ vu }}"
+  [[flow.step]]
+  path = "/items"
+  headers = { "X-Request-Id" = "{{ iteration }}" }
+  [[flow.step]]
+  method = "POST"
+  path = "/items"
+  json = { n = "{{ vu }}" }
+"#;
+
+    #[test]
+    fn only_a_request_with_no_template_is_static() {
+        let plan = compiled(&format!(
+            "[target]\nbase_url = \"http://127.0.0.1:9\"\n{STEPS}"
+        ));
+        let fixed: Vec<bool> = plan.flows[0]
+            .steps
+            .iter()
+            .map(|step| is_static(&plan, http(step)))
+            .collect();
+        assert_eq!(fixed, [true, false, false, false]);
+        // A templated default header makes every request dynamic.
+        let plan = compiled(&format!(
+            "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
+             headers = {{ \"X-User\" = \"{{{{ vu }}}}\" }}\n{STEPS}"
+        ));
+        assert!(!is_static(&plan, http(&plan.flows[0].steps[0])));
+    }
+
+    #[tokio::test]
+    async fn a_request_joins_the_base_path_and_step_headers_win() {
+        let plan = compiled(
+            r#"
+[target]
+base_url = "http://127.0.0.1:9/api/"
+headers = { "X-A" = "target", "X-B" = "target" }
+[load]
+users = 1
+duration = "1s"
+[[flow]]
+  [[flow.step]]
+  method = "PUT"
+  path = "/items/{{ vu }}"
+  headers = { "X-B" = "step" }
+  json = { id = "{{ vu }}" }
+"#,
+        );
+        let connector = connector(&plan).await;
+        let ctx = minijinja::context! { vu => 7 };
+        let step = http(&plan.flows[0].steps[0]);
+        let prepared = prepare(&plan, &connector, step, &ctx).unwrap();
+        let bytes_out = prepared.bytes_out;
+        let request = prepared.into_request();
+        assert_eq!(request.method(), http::Method::PUT);
+        assert_eq!(request.uri(), "/api/items/7");
+        let header = |name: &str| request.headers()[name].to_str().unwrap().to_string();
+        assert_eq!(header("host"), "127.0.0.1:9");
+        assert_eq!(header("x-a"), "target");
+        assert_eq!(header("x-b"), "step");
+        assert_eq!(header("user-agent"), DEFAULT_USER_AGENT);
+        assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"id":"7"}"#);
+        assert!(bytes_out > body.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_template_that_renders_no_uri_is_a_template_failure() {
+        let plan = compiled(
+            r#"
+[target]
+base_url = "http://127.0.0.1:9"
+[load]
+users = 1
+duration = "1s"
+[vars]
+bad = "/a b"
+[[flow]]
+  [[flow.step]]
+  path = "{{ bad }}"
+"#,
+        );
+        let connector = connector(&plan).await;
+        let ctx = minijinja::context! { bad => "/a b" };
+        let (kind, message) =
+            prepare(&plan, &connector, http(&plan.flows[0].steps[0]), &ctx).unwrap_err();
+        assert_eq!(kind, ErrorKind::Template);
+        assert!(message.contains("{{ bad }}"), "{message}");
+    }
+}

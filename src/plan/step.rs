@@ -288,3 +288,110 @@ impl Compiler<'_> {
         extract
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{compile, Overrides, Plan};
+    use super::*;
+    use crate::diag::Diagnostics;
+
+    fn compiled(steps: &str) -> (Option<Plan>, Diagnostics) {
+        let text = format!(
+            "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
+             [load]\nusers = 1\nduration = \"1s\"\n[[flow]]\n{steps}"
+        );
+        let mut diags = Diagnostics::default();
+        let scenario = scenario::parse(&text, &mut diags).expect("valid TOML");
+        (
+            compile(&scenario, None, &Overrides::default(), &mut diags),
+            diags,
+        )
+    }
+
+    #[test]
+    fn an_http_step_keeps_its_request_in_its_kind() {
+        let (plan, diags) = compiled(
+            r#"
+  [[flow.step]]
+  method = "post"
+  path = "/items"
+  json = { name = "x" }
+  expect = { status = [201] }
+  extract = { id = { json = "/id" } }
+"#,
+        );
+        let plan = plan.unwrap_or_else(|| panic!("{diags:?}"));
+        let step = &plan.flows[0].steps[0];
+        let http = step.http().expect("an HTTP step");
+        assert_eq!(http.method, Method::POST);
+        assert!(http.path.is_static());
+        assert_eq!(http.content_type, Some("application/json"));
+        assert_eq!(step.name, "POST /items");
+        assert_eq!(plan.metrics[step.metric].method.as_deref(), Some("POST"));
+        assert!(step.expect.status_ok(201) && !step.expect.status_ok(200));
+        assert_eq!(step.extract.len(), 1);
+        assert!(step.needs_body());
+    }
+
+    #[test]
+    fn steps_of_one_name_share_a_row_whose_method_is_blank_when_they_differ() {
+        let (plan, diags) = compiled(
+            r#"
+  [[flow.step]]
+  name = "item"
+  path = "/a"
+  [[flow.step]]
+  name = "item"
+  method = "DELETE"
+  path = "/a"
+"#,
+        );
+        let plan = plan.unwrap_or_else(|| panic!("{diags:?}"));
+        let steps = &plan.flows[0].steps;
+        assert_eq!(steps[0].metric, steps[1].metric);
+        assert_eq!(plan.metrics.len(), 1);
+        assert_eq!(plan.metrics[0].method, None);
+    }
+
+    #[test]
+    fn a_step_cannot_use_what_it_extracts_itself() {
+        let (plan, diags) = compiled(
+            r#"
+  [[flow.step]]
+  path = "/items/{{ id }}"
+  extract = { id = { json = "/id" } }
+  [[flow.step]]
+  path = "/items/{{ id }}"
+"#,
+        );
+        assert!(plan.is_none());
+        let unknown: Vec<_> = diags
+            .items()
+            .iter()
+            .filter(|d| d.message.contains("unknown variable `id`"))
+            .collect();
+        assert_eq!(unknown.len(), 1, "{diags:?}");
+    }
+
+    #[test]
+    fn a_step_with_errors_still_has_its_row_for_thresholds() {
+        let (plan, diags) = compiled(
+            r#"
+  [[flow.step]]
+  method = "GE T"
+  path = "/a"
+[thresholds]
+"step:GET /a" = ["p(95) < 1s"]
+"#,
+        );
+        assert!(plan.is_none());
+        let messages: Vec<&str> = diags.items().iter().map(|d| d.message.as_str()).collect();
+        assert!(messages
+            .iter()
+            .any(|m| m.contains("`GE T` is not an HTTP method")));
+        assert!(
+            !messages.iter().any(|m| m.contains("no step is named")),
+            "{messages:?}"
+        );
+    }
+}
