@@ -103,12 +103,19 @@ mod tests {
     use crate::diag::Diagnostics;
     use crate::plan::{BaseUrl, Overrides};
 
-    fn compiled(text: &str) -> Plan {
+    /// A plan of one flow of `steps`, against a `[target]` of `target`.
+    fn compiled(target: &str, steps: &str) -> Plan {
+        let text = format!(
+            "[target]\n{target}\n[load]\nusers = 1\nduration = \"1s\"\n\
+             [vars]\nbad = \"/a b\"\n[[flow]]\n{steps}"
+        );
         let mut diags = Diagnostics::default();
-        let scenario = crate::scenario::parse(text, &mut diags).expect("valid TOML");
+        let scenario = crate::scenario::parse(&text, &mut diags).expect("valid TOML");
         crate::plan::compile(&scenario, None, &Overrides::default(), &mut diags)
             .unwrap_or_else(|| panic!("{diags:?}"))
     }
+
+    const LOOPBACK: &str = "base_url = \"http://127.0.0.1:9\"";
 
     async fn connector(plan: &Plan) -> Connector {
         let BaseUrl::Url(endpoint) = &plan.target.base else {
@@ -123,11 +130,8 @@ mod tests {
         step.http().expect("an HTTP step")
     }
 
+    /// Static, then templated in its path, a header, its body.
     const STEPS: &str = r#"
-[load]
-users = 1
-duration = "1s"
-[[flow]]
   [[flow.step]]
   path = "/items"
   headers = { "X-Fixed" = "yes" }
@@ -144,9 +148,7 @@ duration = "1s"
 
     #[test]
     fn only_a_request_with_no_template_is_static() {
-        let plan = compiled(&format!(
-            "[target]\nbase_url = \"http://127.0.0.1:9\"\n{STEPS}"
-        ));
+        let plan = compiled(LOOPBACK, STEPS);
         let fixed: Vec<bool> = plan.flows[0]
             .steps
             .iter()
@@ -154,31 +156,23 @@ duration = "1s"
             .collect();
         assert_eq!(fixed, [true, false, false, false]);
         // A templated default header makes every request dynamic.
-        let plan = compiled(&format!(
-            "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
-             headers = {{ \"X-User\" = \"{{{{ vu }}}}\" }}\n{STEPS}"
-        ));
+        let target = format!("{LOOPBACK}\nheaders = {{ \"X-User\" = \"{{{{ vu }}}}\" }}");
+        let plan = compiled(&target, STEPS);
         assert!(!is_static(&plan, http(&plan.flows[0].steps[0])));
     }
 
     #[tokio::test]
     async fn a_request_joins_the_base_path_and_step_headers_win() {
-        let plan = compiled(
-            r#"
-[target]
-base_url = "http://127.0.0.1:9/api/"
-headers = { "X-A" = "target", "X-B" = "target" }
-[load]
-users = 1
-duration = "1s"
-[[flow]]
+        let target = r#"base_url = "http://127.0.0.1:9/api/"
+headers = { "X-A" = "target", "X-B" = "target" }"#;
+        let step = r#"
   [[flow.step]]
   method = "PUT"
   path = "/items/{{ vu }}"
   headers = { "X-B" = "step" }
   json = { id = "{{ vu }}" }
-"#,
-        );
+"#;
+        let plan = compiled(target, step);
         let connector = connector(&plan).await;
         let ctx = minijinja::context! { vu => 7 };
         let step = http(&plan.flows[0].steps[0]);
@@ -200,20 +194,7 @@ duration = "1s"
 
     #[tokio::test]
     async fn a_template_that_renders_no_uri_is_a_template_failure() {
-        let plan = compiled(
-            r#"
-[target]
-base_url = "http://127.0.0.1:9"
-[load]
-users = 1
-duration = "1s"
-[vars]
-bad = "/a b"
-[[flow]]
-  [[flow.step]]
-  path = "{{ bad }}"
-"#,
-        );
+        let plan = compiled(LOOPBACK, "  [[flow.step]]\n  path = \"{{ bad }}\"\n");
         let connector = connector(&plan).await;
         let ctx = minijinja::context! { bad => "/a b" };
         let (kind, message) =

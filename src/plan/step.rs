@@ -295,22 +295,21 @@ mod tests {
     use super::*;
     use crate::diag::Diagnostics;
 
-    fn compiled(steps: &str) -> (Option<Plan>, Diagnostics) {
+    /// Compiles one flow of `steps`: the plan, or every problem found.
+    fn compile_steps(steps: &str) -> Result<Plan, Vec<String>> {
         let text = format!(
             "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
              [load]\nusers = 1\nduration = \"1s\"\n[[flow]]\n{steps}"
         );
         let mut diags = Diagnostics::default();
         let scenario = scenario::parse(&text, &mut diags).expect("valid TOML");
-        (
-            compile(&scenario, None, &Overrides::default(), &mut diags),
-            diags,
-        )
+        compile(&scenario, None, &Overrides::default(), &mut diags)
+            .ok_or_else(|| diags.items().iter().map(|d| d.message.clone()).collect())
     }
 
     #[test]
     fn an_http_step_keeps_its_request_in_its_kind() {
-        let (plan, diags) = compiled(
+        let plan = compile_steps(
             r#"
   [[flow.step]]
   method = "post"
@@ -319,8 +318,8 @@ mod tests {
   expect = { status = [201] }
   extract = { id = { json = "/id" } }
 "#,
-        );
-        let plan = plan.unwrap_or_else(|| panic!("{diags:?}"));
+        )
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
         let step = &plan.flows[0].steps[0];
         let http = step.http().expect("an HTTP step");
         assert_eq!(http.method, Method::POST);
@@ -335,18 +334,9 @@ mod tests {
 
     #[test]
     fn steps_of_one_name_share_a_row_whose_method_is_blank_when_they_differ() {
-        let (plan, diags) = compiled(
-            r#"
-  [[flow.step]]
-  name = "item"
-  path = "/a"
-  [[flow.step]]
-  name = "item"
-  method = "DELETE"
-  path = "/a"
-"#,
-        );
-        let plan = plan.unwrap_or_else(|| panic!("{diags:?}"));
+        let steps = "  [[flow.step]]\n  name = \"item\"\n  path = \"/a\"\n\
+                     [[flow.step]]\n  name = \"item\"\n  method = \"DELETE\"\n  path = \"/a\"\n";
+        let plan = compile_steps(steps).unwrap_or_else(|problems| panic!("{problems:?}"));
         let steps = &plan.flows[0].steps;
         assert_eq!(steps[0].metric, steps[1].metric);
         assert_eq!(plan.metrics.len(), 1);
@@ -355,43 +345,27 @@ mod tests {
 
     #[test]
     fn a_step_cannot_use_what_it_extracts_itself() {
-        let (plan, diags) = compiled(
-            r#"
-  [[flow.step]]
-  path = "/items/{{ id }}"
-  extract = { id = { json = "/id" } }
-  [[flow.step]]
-  path = "/items/{{ id }}"
-"#,
-        );
-        assert!(plan.is_none());
-        let unknown: Vec<_> = diags
-            .items()
+        let steps = "  [[flow.step]]\n  path = \"/items/{{ id }}\"\n  \
+                     extract = { id = { json = \"/id\" } }\n\
+                     [[flow.step]]\n  path = \"/items/{{ id }}\"\n";
+        let problems = compile_steps(steps).err().expect("a problem");
+        let unknown = problems
             .iter()
-            .filter(|d| d.message.contains("unknown variable `id`"))
-            .collect();
-        assert_eq!(unknown.len(), 1, "{diags:?}");
+            .filter(|m| m.contains("unknown variable `id`"));
+        assert_eq!(unknown.count(), 1, "{problems:?}");
     }
 
     #[test]
     fn a_step_with_errors_still_has_its_row_for_thresholds() {
-        let (plan, diags) = compiled(
-            r#"
-  [[flow.step]]
-  method = "GE T"
-  path = "/a"
-[thresholds]
-"step:GET /a" = ["p(95) < 1s"]
-"#,
-        );
-        assert!(plan.is_none());
-        let messages: Vec<&str> = diags.items().iter().map(|d| d.message.as_str()).collect();
-        assert!(messages
+        let steps = "  [[flow.step]]\n  method = \"GE T\"\n  path = \"/a\"\n\
+                     [thresholds]\n\"step:GET /a\" = [\"p(95) < 1s\"]\n";
+        let problems = compile_steps(steps).err().expect("a problem");
+        assert!(problems
             .iter()
             .any(|m| m.contains("`GE T` is not an HTTP method")));
         assert!(
-            !messages.iter().any(|m| m.contains("no step is named")),
-            "{messages:?}"
+            !problems.iter().any(|m| m.contains("no step is named")),
+            "{problems:?}"
         );
     }
 }
