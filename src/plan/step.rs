@@ -348,7 +348,7 @@ mod tests {
         let steps = "  [[flow.step]]\n  path = \"/items/{{ id }}\"\n  \
                      extract = { id = { json = \"/id\" } }\n\
                      [[flow.step]]\n  path = \"/items/{{ id }}\"\n";
-        let problems = compile_steps(steps).err().expect("a problem");
+        let problems = compile_steps(steps).expect_err("a problem");
         let unknown = problems
             .iter()
             .filter(|m| m.contains("unknown variable `id`"));
@@ -359,7 +359,7 @@ mod tests {
     fn a_step_with_errors_still_has_its_row_for_thresholds() {
         let steps = "  [[flow.step]]\n  method = \"GE T\"\n  path = \"/a\"\n\
                      [thresholds]\n\"step:GET /a\" = [\"p(95) < 1s\"]\n";
-        let problems = compile_steps(steps).err().expect("a problem");
+        let problems = compile_steps(steps).expect_err("a problem");
         assert!(problems
             .iter()
             .any(|m| m.contains("`GE T` is not an HTTP method")));
