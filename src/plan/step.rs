@@ -1,7 +1,7 @@
 //! What one `[[flow.step]]` compiles to: the part every step kind shares
 //! (name, metric, `expect`, `extract`) and, in [`StepKind`], the part that
 //! is the kind's own. A new kind adds a variant here and its compiling
-//! function beside [`Compiler::http_step`]; the engine's module
+//! function beside `Compiler::http_step`; the engine's module
 //! documentation gives the rest of the recipe.
 
 use std::collections::BTreeSet;
