@@ -97,7 +97,10 @@ fn context() -> minijinja::Value {
 #[divan::bench]
 fn render_template(bencher: divan::Bencher) {
     let plan = compiled();
-    let part = &plan.flows[0].steps[1].path;
+    let part = &plan.flows[0].steps[1]
+        .http()
+        .expect("the bench step is HTTP")
+        .path;
     let ctx = context();
     bencher.bench_local(|| plan.templates.render(part, &ctx).unwrap());
 }
@@ -126,7 +129,7 @@ fn build_templated_request(bencher: divan::Bencher) {
     let step = &plan.flows[0].steps[1];
     let ctx = context();
     bencher.bench_local(|| {
-        engine::build(&plan, &connector, step, &ctx)
+        engine::prepare(&plan, &connector, step, &ctx)
             .unwrap()
             .into_request()
     });
@@ -137,7 +140,7 @@ fn build_templated_request(bencher: divan::Bencher) {
 fn clone_prepared_request(bencher: divan::Bencher) {
     let plan = compiled();
     let connector = connector(&plan);
-    let prepared = engine::build(&plan, &connector, &plan.flows[0].steps[0], &context()).unwrap();
+    let prepared = engine::prepare(&plan, &connector, &plan.flows[0].steps[0], &context()).unwrap();
     bencher.bench_local(|| prepared.request());
 }
 

@@ -140,7 +140,7 @@ impl Work {
             }
         };
         let step = &plan.flows[0].steps[0];
-        let request = engine::build(&plan, &connector, step, &minijinja::Value::UNDEFINED)
+        let request = engine::prepare(&plan, &connector, step, &minijinja::Value::UNDEFINED)
             .map_err(|(kind, message)| {
                 eprintln!("cannot build the request ({}): {message}", kind.as_str())
             })

@@ -1,16 +1,17 @@
-//! Judging a response: expected status, body and JSON checks, extraction.
+//! What every step kind judges the same way: the step's `expect` (status,
+//! body and JSON checks) and its `extract`, read from a [`Response`].
 
 use minijinja::Value;
 
-use super::{Exchange, Failure};
+use super::{Failure, Response};
 use crate::metrics::ErrorKind;
 use crate::plan::{ExtractFrom, JsonPointer, StepPlan};
 
 /// Checks a response against the step's expectations and pulls out the
 /// values it extracts, in the order of `step.extract`. The first unmet
 /// expectation is the failure.
-pub fn check(step: &StepPlan, ex: &Exchange) -> Result<Vec<Value>, Failure> {
-    let code = ex.status.as_u16();
+pub fn check(step: &StepPlan, response: &Response) -> Result<Vec<Value>, Failure> {
+    let code = response.status.as_u16();
     if !step.expect.status_ok(code) {
         let expected = if step.expect.status.is_empty() {
             "200-399".to_string()
@@ -33,7 +34,7 @@ pub fn check(step: &StepPlan, ex: &Exchange) -> Result<Vec<Value>, Failure> {
             format!("status {code}, expected {expected}"),
         ));
     }
-    let body = ex.body.as_deref().unwrap_or_default();
+    let body = response.body.as_deref().unwrap_or_default();
     if let Some(needle) = &step.expect.body_contains {
         if !contains(body, needle.as_bytes()) {
             return Err((
@@ -75,15 +76,17 @@ pub fn check(step: &StepPlan, ex: &Exchange) -> Result<Vec<Value>, Failure> {
                     ))
                 }
             },
-            ExtractFrom::Header(name) => match ex.headers.get(name).and_then(|v| v.to_str().ok()) {
-                Some(v) => Value::from(v),
-                None => {
-                    return Err((
-                        ErrorKind::Check,
-                        format!("extract `{}`: no `{name}` header", e.var),
-                    ))
+            ExtractFrom::Header(name) => {
+                match response.headers.get(name).and_then(|v| v.to_str().ok()) {
+                    Some(v) => Value::from(v),
+                    None => {
+                        return Err((
+                            ErrorKind::Check,
+                            format!("extract `{}`: no `{name}` header", e.var),
+                        ))
+                    }
                 }
-            },
+            }
         };
         extracted.push(value);
     }

@@ -1,52 +1,62 @@
-//! How one request is sent: hyper at the connection level.
+//! How one step is sent and judged: the step kinds over shared connections.
 //!
-//! The engine knows nothing of rates, users or time: the runner asks a
-//! [`Session`] (one per virtual user, holding at most one connection) to
-//! send a request, and gets back an [`Exchange`] or a classified failure.
-//! A [`Connector`], shared by all sessions of a run, holds what is decided
-//! once: resolved addresses, the TLS configuration and the HTTP version.
-//! hyper's pooled client is deliberately not used on this path: a user owns
-//! its connection, so there is no pool lookup per request, and a broken
-//! connection is simply dropped and replaced on the next request. An
-//! HTTP/1.1 connection's future is polled inside the user's own task (see
-//! `Connection`), so a user is one task, not two.
+//! The engine knows nothing of rates, users or time: the runner asks it to
+//! [`prepare`] a step's request, [`send`] it on the user's [`Session`] and
+//! [`judge`] the [`Response`] that came back (or the [`Failure`]). Each of
+//! these matches on the step's [`StepKind`] and hands over to that kind's
+//! own file, which knows how such a step is sent and what makes its answer
+//! right; static dispatch, so the hot path has no trait objects. What every
+//! kind shares lives apart:
+//!
+//! - `connection`: the [`Connector`] and [`Session`] (connecting, TLS,
+//!   HTTP/1.1 or HTTP/2, timeouts, sorting failures into kinds), and the
+//!   [`Prepared`] request every kind sends, since every kind speaks HTTP;
+//! - `check`: a step's `expect` and `extract`, which every kind has.
+//!
+//! Today there is one kind, `http` (a request as the step writes it).
+//!
+//! # Adding a step kind
+//!
+//! 1. In `plan`: a variant of [`StepKind`] holding what the kind's steps
+//!    compile to (as `StepKind::Http(HttpStep)` does), and its compiling
+//!    function beside `Compiler::http_step`, chosen by the kind's scenario
+//!    key.
+//! 2. Here: one file (e.g. `mcp.rs`) with the kind's `is_static`,
+//!    `prepare`, `send` and `judge`, and one arm for it in each of the
+//!    four functions below. `send` gets the whole [`Session`]: it sends
+//!    with [`Session::send`] as often as the kind needs (a handshake, then
+//!    the call) and may read a body its own way.
+//! 3. If the kind keeps something per user between requests (an MCP
+//!    session id), one field in [`KindState`]; the session owns it and
+//!    keeps it across reconnections.
+//!
+//! The runner, the metrics and the reports need no change: a step of any
+//! kind ends as one `Response` or `Failure`, and its `Sample` is built in
+//! one place (`runner::user`).
 
 mod check;
-mod request;
+mod connection;
+mod http;
 mod tls;
 
-use std::error::Error as StdError;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
+use ::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
+use http_body_util::Full;
+use minijinja::Value;
 
 use crate::metrics::ErrorKind;
-use crate::plan::{Endpoint, HttpVersion, TargetPlan};
-use crate::units::fmt_duration;
+use crate::plan::{Plan, StepKind, StepPlan};
 
-pub use check::check;
-pub use request::{build, Prepared};
-
-/// The largest body kept for `expect` checks or extraction.
-const MAX_KEPT_BODY: usize = 10 << 20;
+pub use connection::{Connector, Prepared, Session};
 
 /// A failed request: its kind, and a message fit for reports (no secrets,
 /// no per-request ids, so equal failures group together).
 pub type Failure = (ErrorKind, String);
 
-/// A received response.
+/// What came back for one request: the answer's head, its body when the
+/// step judges it, and the bytes counted.
 #[derive(Debug)]
-pub struct Exchange {
+pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     /// The body, when the step needs it for checks or extraction.
@@ -56,539 +66,46 @@ pub struct Exchange {
     pub bytes_in: u64,
 }
 
-/// Connection settings shared by every session of a run.
-pub struct Connector {
-    endpoint: Endpoint,
-    /// The `Host` header, made once.
-    host: HeaderValue,
-    addrs: Vec<SocketAddr>,
-    /// Index into `addrs` of the address that last accepted a connection.
-    preferred: AtomicUsize,
-    tls: Option<tls::Tls>,
-    http: HttpVersion,
-    connect_timeout: Duration,
-    timeout: Duration,
-}
+/// What a user's [`Session`] keeps between requests for the step kinds
+/// that need it, one field per such kind. HTTP steps keep nothing.
+#[derive(Debug, Default)]
+pub struct KindState {}
 
-impl Connector {
-    /// Resolves the host once and prepares TLS.
-    pub async fn new(endpoint: Endpoint, target: &TargetPlan) -> anyhow::Result<Connector> {
-        let addrs: Vec<SocketAddr> =
-            tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot resolve `{}`: {e}", endpoint.host))?
-                .collect();
-        if addrs.is_empty() {
-            anyhow::bail!("`{}` resolves to no address", endpoint.host);
-        }
-        let tls = if endpoint.https {
-            Some(tls::Tls::new(&endpoint.host, target)?)
-        } else {
-            None
-        };
-        let host = HeaderValue::from_str(&host_header(&endpoint))
-            .map_err(|_| anyhow::anyhow!("`{}` is not a valid host", endpoint.host))?;
-        Ok(Connector {
-            host,
-            endpoint,
-            addrs,
-            preferred: AtomicUsize::new(0),
-            tls,
-            http: target.http,
-            connect_timeout: target.connect_timeout,
-            timeout: target.timeout,
-        })
-    }
-
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    /// A copy for one generator thread. Every request clones the `Host`
-    /// value, and one value shared by all threads would have them contend
-    /// for its reference count; each thread gets its own.
-    pub fn for_thread(&self) -> Connector {
-        Connector {
-            endpoint: self.endpoint.clone(),
-            host: HeaderValue::from_bytes(self.host.as_bytes())
-                .expect("the bytes of a valid header value are valid"),
-            addrs: self.addrs.clone(),
-            preferred: AtomicUsize::new(self.preferred.load(Ordering::Relaxed)),
-            tls: self.tls.clone(),
-            http: self.http,
-            connect_timeout: self.connect_timeout,
-            timeout: self.timeout,
-        }
-    }
-
-    /// The `Host` header value.
-    pub fn host(&self) -> &HeaderValue {
-        &self.host
-    }
-
-    /// Connects to the address that worked last, or else tries each
-    /// resolved address in turn (`localhost` may resolve to ::1 first while
-    /// the server listens on 127.0.0.1 only).
-    async fn connect_tcp(&self) -> Result<TcpStream, Failure> {
-        let first = self.preferred.load(Ordering::Relaxed);
-        let order = (0..self.addrs.len()).map(|i| (first + i) % self.addrs.len());
-        let mut last = None;
-        for i in order {
-            let addr = self.addrs[i];
-            match TcpStream::connect(addr).await {
-                Ok(tcp) => {
-                    self.preferred.store(i, Ordering::Relaxed);
-                    return Ok(tcp);
-                }
-                Err(e) => {
-                    let kind = match e.kind() {
-                        std::io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
-                        std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
-                        _ => ErrorKind::Connect,
-                    };
-                    last = Some((kind, format!("connect to {addr}: {}", io_message(&e))));
-                }
-            }
-        }
-        Err(last.expect("a connector has at least one address"))
-    }
-
-    async fn connect(&self) -> Result<Connection, Failure> {
-        let tcp = self.connect_tcp().await?;
-        let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            Some(tls) => {
-                let (stream, h2) = tls.connect(tcp).await?;
-                // `http = "2"` means HTTP/2 or nothing: falling back to
-                // HTTP/1.1 would measure something else than asked.
-                if self.http == HttpVersion::Http2 && !h2 {
-                    return Err((
-                        ErrorKind::Protocol,
-                        "the server did not agree to HTTP/2 (ALPN)".to_string(),
-                    ));
-                }
-                handshake(TokioIo::new(stream), h2).await
-            }
-            None => handshake(TokioIo::new(tcp), self.http == HttpVersion::Http2).await,
-        }
+/// Whether the step's request is the same every time. Such a request is
+/// prepared once per user and cloned for every send.
+pub fn is_static(plan: &Plan, step: &StepPlan) -> bool {
+    match &step.kind {
+        StepKind::Http(http) => http::is_static(plan, http),
     }
 }
 
-enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
-}
-
-/// hyper's future that reads and writes one connection.
-type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
-
-/// An open connection: hyper's handle to send requests on it, and for
-/// HTTP/1.1 the future that does its reading and writing.
-///
-/// The session polls that future itself, inside the user's task, together
-/// with the request it is waiting for, rather than spawning it: one task
-/// per user instead of two, and no wake-up crossing from one task to the
-/// other and back on every request. An HTTP/2 connection is spawned as
-/// usual, since it has pings and window updates to answer even while the
-/// user thinks.
-struct Connection {
-    sender: Sender,
-    driver: Option<Driver>,
-}
-
-impl Connection {
-    /// Awaits `work` (something waiting on this connection) while driving
-    /// the connection. When the connection ends first, `work` still runs to
-    /// its end: hyper hands it the connection's error, or closes its channel.
-    async fn drive<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
-        let mut work = std::pin::pin!(work);
-        std::future::poll_fn(|cx| {
-            if let Some(connection) = driver {
-                if connection.as_mut().poll(cx).is_ready() {
-                    *driver = None;
-                }
-            }
-            work.as_mut().poll(cx)
-        })
-        .await
+/// Renders the step's templates with `ctx` and prepares its request.
+pub fn prepare(
+    plan: &Plan,
+    connector: &Connector,
+    step: &StepPlan,
+    ctx: &Value,
+) -> Result<Prepared, Failure> {
+    match &step.kind {
+        StepKind::Http(http) => http::prepare(plan, connector, http, ctx),
     }
 }
 
-async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Connection, Failure>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let handshake_failed = |e: hyper::Error| {
-        (
-            ErrorKind::Protocol,
-            format!("handshake: {}", hyper_message(&e)),
-        )
-    };
-    if h2 {
-        let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(handshake_failed)?;
-        tokio::spawn(connection);
-        Ok(Connection {
-            sender: Sender::H2(sender),
-            driver: None,
-        })
-    } else {
-        // One flattened write per request beats writev for small requests.
-        let (sender, connection) = http1::Builder::new()
-            .writev(false)
-            .handshake(io)
-            .await
-            .map_err(handshake_failed)?;
-        Ok(Connection {
-            sender: Sender::H1(sender),
-            driver: Some(Box::pin(connection)),
-        })
+/// Sends the step's request on the user's session and reads the answer.
+pub async fn send(
+    session: &mut Session,
+    step: &StepPlan,
+    request: Request<Full<Bytes>>,
+) -> Result<Response, Failure> {
+    match &step.kind {
+        StepKind::Http(_) => http::send(session, step, request).await,
     }
 }
 
-/// One virtual user's connection to the target.
-pub struct Session {
-    connector: Arc<Connector>,
-    connection: Option<Connection>,
-    deadline: Deadline,
-}
-
-impl Session {
-    pub fn new(connector: Arc<Connector>) -> Self {
-        Session {
-            connector,
-            connection: None,
-            deadline: Deadline::default(),
-        }
-    }
-
-    /// Sends a request and reads the whole response, within the request
-    /// timeout (connecting has its own timeout first). Any failure drops the
-    /// connection so the next request starts on a fresh one.
-    pub async fn send(
-        &mut self,
-        req: Request<Full<Bytes>>,
-        keep_body: bool,
-    ) -> Result<Exchange, Failure> {
-        self.ready().await?;
-        let timeout = self.connector.timeout;
-        let connection = self
-            .connection
-            .as_mut()
-            .expect("ready() leaves a connection");
-        let exchange = async {
-            let response = match &mut connection.sender {
-                Sender::H1(s) => s.send_request(req).await,
-                Sender::H2(s) => s.send_request(to_absolute(req, &self.connector)).await,
-            }
-            .map_err(|e| classify(&e, false))?;
-            read_response(response, keep_body).await
-        };
-        let exchange = Connection::drive(&mut connection.driver, exchange);
-        let expired = self.deadline.arm(timeout);
-        let result = tokio::select! {
-            biased;
-            result = exchange => result,
-            _ = expired => Err((
-                ErrorKind::Timeout,
-                format!("no complete response within {}", fmt_duration(timeout)),
-            )),
-        };
-        if result.is_err() {
-            self.connection = None;
-        }
-        result
-    }
-
-    /// Makes sure there is a usable connection: reuses the open one, or
-    /// connects anew when there is none or the peer closed it while idle
-    /// (that is not a failed request: nothing was sent yet).
-    async fn ready(&mut self) -> Result<(), Failure> {
-        if let Some(connection) = &mut self.connection {
-            let ready = async {
-                match &mut connection.sender {
-                    Sender::H1(s) => s.ready().await.is_ok(),
-                    Sender::H2(s) => s.ready().await.is_ok(),
-                }
-            };
-            if Connection::drive(&mut connection.driver, ready).await {
-                return Ok(());
-            }
-            self.connection = None;
-        }
-        let connect_timeout = self.connector.connect_timeout;
-        // Boxed: connecting (TLS above all) is a large future, and kept
-        // inline it would make every user's task that much bigger for the
-        // whole run.
-        let connect = Box::pin(self.connector.connect());
-        match tokio::time::timeout(connect_timeout, connect).await {
-            Ok(Ok(connection)) => {
-                self.connection = Some(connection);
-                Ok(())
-            }
-            Ok(Err(failure)) => Err(failure),
-            Err(_) => Err((
-                ErrorKind::Timeout,
-                format!(
-                    "connect: no connection within {}",
-                    fmt_duration(connect_timeout)
-                ),
-            )),
-        }
-    }
-}
-
-/// The `Host` header value: the port is left out when it is the default.
-fn host_header(endpoint: &Endpoint) -> String {
-    let default_port = if endpoint.https { 443 } else { 80 };
-    let host = if endpoint.host.contains(':') {
-        format!("[{}]", endpoint.host)
-    } else {
-        endpoint.host.clone()
-    };
-    if endpoint.port == default_port {
-        host
-    } else {
-        format!("{host}:{}", endpoint.port)
-    }
-}
-
-/// The request timeout, made coarse so that it costs next to nothing per
-/// request. A timer per request (a tokio `timeout`) is put into the timer
-/// wheel and taken out again every time. Instead each session keeps one
-/// timer, set to fire between `timeout` and `timeout` + 1/16 of it after the
-/// request's start, and moves it only when it would fire too early for a
-/// later request: against a fast target, a few times a second rather than
-/// on every request.
-#[derive(Default)]
-struct Deadline {
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl Deadline {
-    /// The timer for a request that starts now.
-    fn arm(&mut self, timeout: Duration) -> Pin<&mut tokio::time::Sleep> {
-        let earliest = tokio::time::Instant::now() + timeout;
-        let latest = earliest + timeout / 16;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(latest)));
-        let at = timer.deadline();
-        if at < earliest || at > latest {
-            timer.as_mut().reset(latest);
-        }
-        timer.as_mut()
-    }
-}
-
-/// HTTP/2 carries scheme and authority as pseudo-headers, which hyper takes
-/// from an absolute URI; `Host` is not used there.
-fn to_absolute(mut req: Request<Full<Bytes>>, connector: &Connector) -> Request<Full<Bytes>> {
-    let scheme = if connector.endpoint.https {
-        "https"
-    } else {
-        "http"
-    };
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let host = connector.host.to_str().unwrap_or_default();
-    if let Ok(uri) = format!("{scheme}://{host}{path}").parse() {
-        *req.uri_mut() = uri;
-    }
-    req.headers_mut().remove(http::header::HOST);
-    req
-}
-
-async fn read_response(
-    response: http::Response<hyper::body::Incoming>,
-    keep_body: bool,
-) -> Result<Exchange, Failure> {
-    let (parts, mut body) = response.into_parts();
-    let head_bytes = head_size(&parts.headers, parts.status);
-    let mut body_bytes = 0u64;
-    let mut kept = keep_body.then(Kept::default);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| classify(&e, true))?;
-        if let Ok(data) = frame.into_data() {
-            body_bytes += data.len() as u64;
-            if let Some(kept) = kept.as_mut() {
-                kept.push(data)?;
-            }
-        }
-    }
-    Ok(Exchange {
-        status: parts.status,
-        headers: parts.headers,
-        body: kept.map(Kept::into_bytes),
-        body_bytes,
-        bytes_in: head_bytes + body_bytes,
-    })
-}
-
-/// A body kept for checks. A body that arrives in one frame (the usual
-/// case) is kept as that frame, without a copy.
-#[derive(Default)]
-enum Kept {
-    #[default]
-    Empty,
-    One(Bytes),
-    Joined(Vec<u8>),
-}
-
-impl Kept {
-    fn push(&mut self, data: Bytes) -> Result<(), Failure> {
-        let len = match self {
-            Kept::Empty => 0,
-            Kept::One(first) => first.len(),
-            Kept::Joined(joined) => joined.len(),
-        };
-        // Checks and extraction read the body from memory; a body bigger
-        // than this would make memory grow with each user.
-        if len + data.len() > MAX_KEPT_BODY {
-            return Err((
-                ErrorKind::Body,
-                format!(
-                    "the body is over {} MiB, too big to check",
-                    MAX_KEPT_BODY >> 20
-                ),
-            ));
-        }
-        *self = match std::mem::take(self) {
-            Kept::Empty => Kept::One(data),
-            Kept::One(first) => {
-                let mut joined = Vec::with_capacity(first.len() + data.len());
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&data);
-                Kept::Joined(joined)
-            }
-            Kept::Joined(mut joined) => {
-                joined.extend_from_slice(&data);
-                Kept::Joined(joined)
-            }
-        };
-        Ok(())
-    }
-
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Kept::Empty => Bytes::new(),
-            Kept::One(data) => data,
-            Kept::Joined(joined) => Bytes::from(joined),
-        }
-    }
-}
-
-/// Size of an HTTP/1.1 status line and header block.
-fn head_size(headers: &HeaderMap, status: StatusCode) -> u64 {
-    let status_line = "HTTP/1.1 200 \r\n".len() + status.canonical_reason().map_or(0, str::len);
-    let fields: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    (status_line + fields + 2) as u64
-}
-
-/// Sorts a hyper error into a failure kind. `in_body` tells whether the
-/// head had already arrived (then a broken connection is a body failure).
-fn classify(e: &hyper::Error, in_body: bool) -> Failure {
-    let message = hyper_message(e);
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        ErrorKind::Protocol
-    } else if in_body {
-        ErrorKind::Body
-    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-        ErrorKind::Reset
-    } else if let Some(io) = find_io(e) {
-        match io.kind() {
-            std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
-            _ => ErrorKind::Reset,
-        }
-    } else {
-        ErrorKind::Protocol
-    };
-    (kind, message)
-}
-
-fn find_io<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a std::io::Error> {
-    let mut cur: Option<&'a (dyn StdError + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        cur = err.source();
-    }
-    None
-}
-
-/// hyper's message with its causes, e.g. "connection error: connection reset".
-fn hyper_message(e: &hyper::Error) -> String {
-    let mut message = e.to_string();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        let text = match err.downcast_ref::<std::io::Error>() {
-            Some(io) => io_message(io),
-            None => err.to_string(),
-        };
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cur = err.source();
-    }
-    message
-}
-
-/// An io::Error's text without the OS error number, so equal failures group.
-fn io_message(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::time::{advance, Instant};
-
-    #[tokio::test(start_paused = true)]
-    async fn the_deadline_moves_only_when_it_would_fire_too_early() {
-        let timeout = Duration::from_millis(1600);
-        let mut deadline = Deadline::default();
-        let start = Instant::now();
-        let first = deadline.arm(timeout).deadline();
-        assert_eq!(first, start + Duration::from_millis(1700));
-        // A request 60 ms later may still time out at the same instant...
-        advance(Duration::from_millis(60)).await;
-        assert_eq!(deadline.arm(timeout).deadline(), first);
-        // ...one 110 ms later may not: that would be before its 1600 ms.
-        advance(Duration::from_millis(50)).await;
-        assert_eq!(
-            deadline.arm(timeout).deadline(),
-            start + Duration::from_millis(1810)
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_times_out_between_its_timeout_and_a_sixteenth_more() {
-        let timeout = Duration::from_millis(1600);
-        let mut deadline = Deadline::default();
-        for gap in [0, 30, 100, 2000] {
-            advance(Duration::from_millis(gap)).await;
-            let start = Instant::now();
-            deadline.arm(timeout).await;
-            let waited = start.elapsed();
-            assert!(
-                waited >= timeout && waited <= timeout + timeout / 16,
-                "{waited:?}"
-            );
-        }
+/// Judges what came back against the step, and pulls out the values it
+/// extracts, in the order of `step.extract`.
+pub fn judge(step: &StepPlan, response: &Response) -> Result<Vec<Value>, Failure> {
+    match &step.kind {
+        StepKind::Http(_) => http::judge(step, response),
     }
 }

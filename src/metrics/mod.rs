@@ -87,7 +87,10 @@ impl ErrorKind {
     }
 }
 
-/// The result of one request, as the engine reports it.
+/// What is recorded of one request: its timings, what came back (the
+/// status and bytes, when an answer came) and its failure, if any. A user
+/// makes one from the engine's answer, or from a request still in flight
+/// when the run stops.
 #[derive(Debug, Clone)]
 pub struct Sample {
     /// Index of the step's metric (see `Plan::metrics`).

@@ -17,6 +17,7 @@
 pub mod inputs;
 mod load;
 mod pointer;
+mod step;
 pub mod template;
 pub mod threshold;
 
@@ -24,15 +25,16 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::{HeaderName, Method};
+use http::HeaderName;
 use minijinja::Value;
 
 use crate::diag::{Diagnostics, Severity, Span, Spanned};
-use crate::scenario::{self, ExtractSource, Scenario, StatusSpec};
+use crate::scenario::{self, Scenario, StatusSpec};
 use inputs::FileError;
 pub use inputs::{EnvVars, Files, Inputs};
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
 pub use pointer::JsonPointer;
+pub use step::{ExpectPlan, ExtractFrom, ExtractPlan, HttpStep, StepKind, StepPlan};
 use template::{Globals, Part, Templates};
 use threshold::Threshold;
 
@@ -194,64 +196,6 @@ pub struct FlowPlan {
     /// Pause after each step: fixed, or uniform in a range.
     pub think_time: Option<(Duration, Duration)>,
     pub steps: Vec<StepPlan>,
-}
-
-#[derive(Debug)]
-pub struct StepPlan {
-    pub name: String,
-    pub metric: usize,
-    pub method: Method,
-    pub path: Part,
-    pub headers: Vec<(HeaderName, Part)>,
-    pub body: Option<Part>,
-    /// Set for `json = …` bodies unless a header sets it.
-    pub content_type: Option<&'static str>,
-    pub expect: ExpectPlan,
-    pub extract: Vec<ExtractPlan>,
-}
-
-impl StepPlan {
-    /// Whether the response body must be kept (for checks or extraction);
-    /// otherwise it is only counted.
-    pub fn needs_body(&self) -> bool {
-        self.expect.body_contains.is_some()
-            || !self.expect.json.is_empty()
-            || self
-                .extract
-                .iter()
-                .any(|e| matches!(e.source, ExtractFrom::Json(_)))
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ExpectPlan {
-    /// Inclusive ranges of accepted codes; empty means 200–399.
-    pub status: Vec<(u16, u16)>,
-    pub body_contains: Option<String>,
-    pub json: Vec<(JsonPointer, serde_json::Value)>,
-}
-
-impl ExpectPlan {
-    pub fn status_ok(&self, code: u16) -> bool {
-        if self.status.is_empty() {
-            return (200..400).contains(&code);
-        }
-        self.status
-            .iter()
-            .any(|(lo, hi)| (*lo..=*hi).contains(&code))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ExtractPlan {
-    pub var: String,
-    pub source: ExtractFrom,
-}
-
-#[derive(Debug, Clone)]
-pub enum ExtractFrom {
-    Json(JsonPointer),
-    Header(HeaderName),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -718,162 +662,6 @@ impl Compiler<'_> {
         out
     }
 
-    fn step(
-        &mut self,
-        s: &scenario::Step,
-        known: &mut BTreeSet<String>,
-        metrics: &mut Vec<MetricInfo>,
-    ) -> Option<StepPlan> {
-        let method = match &s.method {
-            None => Some(Method::GET),
-            Some(m) => match Method::from_bytes(m.value.to_ascii_uppercase().as_bytes()) {
-                Ok(m) => Some(m),
-                Err(_) => {
-                    self.diags.error(
-                        m.span.clone(),
-                        format!("`{}` is not an HTTP method", m.value),
-                    );
-                    None
-                }
-            },
-        };
-        let path = match &s.path {
-            Some(p) if !(p.value.starts_with('/') || p.value.starts_with("{{")) => {
-                self.diags.error(
-                    p.span.clone(),
-                    format!(
-                        "path `{}` must start with `/` (it is joined to the base URL)",
-                        p.value
-                    ),
-                );
-                None
-            }
-            Some(p) => self.template(p, known, "path"),
-            None => {
-                self.diags.error(
-                    s.span.clone(),
-                    "[[flow.step]] needs a `path`, e.g. path = \"/\"",
-                );
-                None
-            }
-        };
-        let headers = self.headers(&s.headers, known, "step headers");
-        let (body, content_type) = match (&s.body, &s.json) {
-            (Some(_), Some(j)) => {
-                self.diags
-                    .error(j.span.clone(), "a step takes `body` or `json`, not both");
-                (None, None)
-            }
-            (Some(b), None) => (self.template(b, known, "body"), None),
-            (None, Some(j)) => {
-                let text = Spanned::new(j.value.to_string(), j.span.clone());
-                (
-                    self.template(&text, known, "json"),
-                    Some("application/json"),
-                )
-            }
-            (None, None) => (None, None),
-        };
-        let expect = s
-            .expect
-            .as_ref()
-            .map(|e| self.expect(e))
-            .unwrap_or_default();
-        let mut extract = Vec::new();
-        for e in &s.extract {
-            let source = match &e.source.value {
-                ExtractSource::Json(p) => match JsonPointer::parse(p) {
-                    Ok(pointer) => ExtractFrom::Json(pointer),
-                    Err(message) => {
-                        self.diags.error(e.source.span.clone(), message);
-                        continue;
-                    }
-                },
-                ExtractSource::Header(h) => match HeaderName::from_bytes(h.as_bytes()) {
-                    Ok(h) => ExtractFrom::Header(h),
-                    Err(_) => {
-                        self.diags.error(
-                            e.source.span.clone(),
-                            format!("`{h}` is not a valid header name"),
-                        );
-                        continue;
-                    }
-                },
-            };
-            if !is_identifier(&e.var.value) {
-                self.diags.error(
-                    e.var.span.clone(),
-                    format!(
-                        "extract variable `{}` must be a simple identifier",
-                        e.var.value
-                    ),
-                );
-                continue;
-            }
-            known.insert(e.var.value.clone());
-            extract.push(ExtractPlan {
-                var: e.var.value.clone(),
-                source,
-            });
-        }
-        // The step's metric is registered even when the step has errors, so
-        // a threshold on it is not reported as naming a missing step too.
-        let method_text = method.as_ref().map_or("GET", |m| m.as_str());
-        let name = s.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| {
-            let shown = s.path.as_ref().map_or("", |p| p.value.as_str());
-            format!("{method_text} {shown}")
-        });
-        let metric = match metrics.iter().position(|m| m.name == name) {
-            Some(i) => {
-                if metrics[i].method.as_deref() != Some(method_text) {
-                    metrics[i].method = None;
-                }
-                i
-            }
-            None => {
-                metrics.push(MetricInfo {
-                    name: name.clone(),
-                    method: Some(method_text.to_string()),
-                });
-                metrics.len() - 1
-            }
-        };
-        let (method, path) = (method?, path?);
-        Some(StepPlan {
-            name,
-            metric,
-            method,
-            path,
-            headers,
-            body,
-            content_type,
-            expect,
-            extract,
-        })
-    }
-
-    fn expect(&mut self, e: &scenario::Expect) -> ExpectPlan {
-        let mut status = Vec::new();
-        for s in &e.status {
-            match parse_status(&s.value) {
-                Ok(range) => status.push(range),
-                Err(msg) => self.diags.error(s.span.clone(), msg),
-            }
-        }
-        let mut json = Vec::new();
-        for (pointer, value) in &e.json {
-            match JsonPointer::parse(&pointer.value) {
-                Ok(parsed) => json.push((parsed, value.value.clone())),
-                Err(message) => self.diags.error(pointer.span.clone(), message),
-            }
-        }
-        ExpectPlan {
-            status,
-            body_contains: e.body_contains.as_ref().map(|b| b.value.clone()),
-            json,
-        }
-    }
-
     fn thresholds(
         &mut self,
         lists: &[scenario::ThresholdList],
@@ -1097,8 +885,9 @@ duration = "1s"
         };
         assert_eq!(e.base_path, "/api");
         assert_eq!(p.metrics.len(), 2);
-        assert!(p.flows[0].steps[0].path.is_static());
-        assert!(!p.flows[0].steps[1].path.is_static());
+        let path = |i: usize| &p.flows[0].steps[i].http().unwrap().path;
+        assert!(path(0).is_static());
+        assert!(!path(1).is_static());
         assert!(p.flows[0].steps[1].expect.status_ok(204));
         assert!(p.flows[0].steps[1].expect.status_ok(404));
         assert!(!p.flows[0].steps[1].expect.status_ok(500));

@@ -15,10 +15,10 @@ use minijinja::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::engine::{self, Connector, Failure, Prepared, Session};
+use crate::engine::{self, Connector, Failure, Prepared, Response, Session};
 use crate::metrics::{ErrorKind, Sample, Snapshot};
 use crate::plan::template::Globals;
-use crate::plan::{Plan, StepPlan};
+use crate::plan::Plan;
 
 /// How an iteration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,15 +80,9 @@ impl User {
         let prepared = plan.flows[flow]
             .steps
             .iter()
-            .map(|s| {
-                let fixed = s.path.is_static()
-                    && s.headers
-                        .iter()
-                        .chain(&plan.target.headers)
-                        .all(|(_, p)| p.is_static())
-                    && s.body.as_ref().is_none_or(|b| b.is_static());
-                if fixed {
-                    engine::build(&plan, &ctx.connector, s, &Value::UNDEFINED).ok()
+            .map(|step| {
+                if engine::is_static(&plan, step) {
+                    engine::prepare(&plan, &ctx.connector, step, &Value::UNDEFINED).ok()
                 } else {
                     None
                 }
@@ -155,50 +149,56 @@ impl User {
                 Some(t) if i == 0 => t.min(sent),
                 _ => sent,
             };
-            self.in_flight.set(Some(InFlight {
+            // A static request is a clone of the one prepared in `new`.
+            let request = match &self.prepared[i] {
+                Some(prepared) => Ok((prepared.request(), prepared.bytes_out)),
+                None => engine::prepare(plan, &self.connector, step, &self.context(&rows)).map(
+                    |prepared| {
+                        let bytes_out = prepared.bytes_out;
+                        (prepared.into_request(), bytes_out)
+                    },
+                ),
+            };
+            let flight = InFlight {
                 metric: step.metric,
-                bytes_out: self.prepared[i].as_ref().map_or(0, |p| p.bytes_out),
+                bytes_out: request.as_ref().map_or(0, |(_, bytes_out)| *bytes_out),
                 sent,
                 waited_from,
-            }));
-            let outcome = match &self.prepared[i] {
-                Some(prepared) => {
-                    let (request, bytes_out) = (prepared.request(), prepared.bytes_out);
-                    Self::send(&mut self.session, plan, step, request, bytes_out).await
-                }
-                None => {
-                    let ctx = self.context(&rows);
-                    match engine::build(plan, &self.connector, step, &ctx) {
-                        Ok(prepared) => {
-                            let bytes_out = prepared.bytes_out;
-                            let request = prepared.into_request();
-                            Self::send(&mut self.session, plan, step, request, bytes_out).await
-                        }
-                        Err(f) => Outcome::failed(f, 0),
-                    }
-                }
             };
-            self.in_flight.set(None);
-            let done = Instant::now();
-            let failure = outcome.failure.map(|(kind, message)| {
-                (kind, self.redact(message, &outcome.secret_headers, &rows))
-            });
+            let mut secret_headers = Vec::new();
+            let answer = match request {
+                Ok((request, _)) => {
+                    secret_headers = secret_values(plan, &request);
+                    self.in_flight.set(Some(flight));
+                    let answer = engine::send(&mut self.session, step, request).await;
+                    self.in_flight.set(None);
+                    answer
+                }
+                Err(failure) => Err(failure),
+            };
+            let (response, judged) = match answer {
+                Ok(response) => {
+                    let judged = engine::judge(step, &response);
+                    (Some(response), judged)
+                }
+                Err(failure) => (None, Err(failure)),
+            };
+            let (failure, extracted) = match judged {
+                Ok(values) => (None, values),
+                Err((kind, message)) => (
+                    Some((kind, self.redact(message, &secret_headers, &rows))),
+                    Vec::new(),
+                ),
+            };
             let failed = failure.is_some();
-            let sample = Sample {
-                metric: step.metric,
-                latency_us: (done - waited_from).as_micros() as u64,
-                service_us: (done - sent).as_micros() as u64,
-                status: outcome.status,
-                failure,
-                bytes_in: outcome.bytes_in,
-                bytes_out: outcome.bytes_out,
-                body_bytes: outcome.body_bytes,
-            };
-            let at = (done - self.start).as_secs();
-            self.recorder.borrow_mut().record(&sample, at);
-            if !outcome.extracted.is_empty() {
+            let done = Instant::now();
+            let sample = flight.sample(done, response.as_ref(), failure);
+            self.recorder
+                .borrow_mut()
+                .record(&sample, (done - self.start).as_secs());
+            if !extracted.is_empty() {
                 let known = Arc::make_mut(&mut self.extracted);
-                for (e, value) in step.extract.iter().zip(outcome.extracted) {
+                for (e, value) in step.extract.iter().zip(extracted) {
                     // A name seen before keeps its key: no copy of it.
                     match known.get_mut(&e.var) {
                         Some(slot) => *slot = value,
@@ -285,47 +285,17 @@ impl User {
         }
         message
     }
+}
 
-    /// Sends one request and judges the response. A function of the
-    /// session rather than a method, so the caller can keep the plan
-    /// borrowed meanwhile.
-    async fn send(
-        session: &mut Session,
-        plan: &Plan,
-        step: &StepPlan,
-        request: Request<Full<Bytes>>,
-        bytes_out: u64,
-    ) -> Outcome {
-        // HeaderValues share their bytes, so keeping the secret ones for a
-        // possible failure message costs no copy.
-        let secret_headers: Vec<HeaderValue> = request
-            .headers()
-            .iter()
-            .filter(|(name, _)| plan.secrets.headers.contains(name))
-            .map(|(_, value)| value.clone())
-            .collect();
-        match session.send(request, step.needs_body()).await {
-            Err(f) => Outcome {
-                secret_headers,
-                ..Outcome::failed(f, bytes_out)
-            },
-            Ok(ex) => {
-                let (failure, extracted) = match engine::check(step, &ex) {
-                    Ok(values) => (None, values),
-                    Err(f) => (Some(f), Vec::new()),
-                };
-                Outcome {
-                    status: Some(ex.status.as_u16()),
-                    failure,
-                    bytes_in: ex.bytes_in,
-                    bytes_out,
-                    body_bytes: ex.body_bytes,
-                    extracted,
-                    secret_headers,
-                }
-            }
-        }
-    }
+/// The values of the request's secret headers, kept for redacting a
+/// failure message. HeaderValues share their bytes, so this copies none.
+fn secret_values(plan: &Plan, request: &Request<Full<Bytes>>) -> Vec<HeaderValue> {
+    request
+        .headers()
+        .iter()
+        .filter(|(name, _)| plan.secrets.headers.contains(name))
+        .map(|(_, value)| value.clone())
+        .collect()
 }
 
 /// Users are spread over flows in proportion to the flows' weights.
@@ -341,39 +311,39 @@ fn flow_for_user(plan: &Plan, user: u64) -> usize {
     0
 }
 
-struct Outcome {
-    status: Option<u16>,
-    failure: Option<Failure>,
-    bytes_in: u64,
-    bytes_out: u64,
-    body_bytes: u64,
-    /// In the order of the step's `extract`.
-    extracted: Vec<Value>,
-    /// Values of the request's secret headers, to redact from a failure.
-    secret_headers: Vec<HeaderValue>,
-}
-
-impl Outcome {
-    fn failed(failure: Failure, bytes_out: u64) -> Self {
-        Outcome {
-            status: None,
-            failure: Some(failure),
-            bytes_in: 0,
-            bytes_out,
-            body_bytes: 0,
-            extracted: Vec::new(),
-            secret_headers: Vec::new(),
-        }
-    }
-}
-
-/// A request on its way: enough to count it as aborted.
+/// A request on its way: what its [`Sample`] needs besides what came back.
+/// The user keeps it where its [`Watch`] can see it, so a hard stop counts
+/// the request as aborted.
 #[derive(Debug, Clone, Copy)]
 pub struct InFlight {
     metric: usize,
     bytes_out: u64,
     sent: Instant,
+    /// From when the user waited: the intended instant in the open model.
     waited_from: Instant,
+}
+
+impl InFlight {
+    /// What the metrics record of this request, ended at `done` with the
+    /// answer, if one came, and the failure, if any: the one place a
+    /// `Sample` is made, for finished and aborted requests alike.
+    fn sample(
+        self,
+        done: Instant,
+        response: Option<&Response>,
+        failure: Option<Failure>,
+    ) -> Sample {
+        Sample {
+            metric: self.metric,
+            latency_us: (done - self.waited_from).as_micros() as u64,
+            service_us: (done - self.sent).as_micros() as u64,
+            status: response.map(|r| r.status.as_u16()),
+            failure,
+            bytes_in: response.map_or(0, |r| r.bytes_in),
+            bytes_out: self.bytes_out,
+            body_bytes: response.map_or(0, |r| r.body_bytes),
+        }
+    }
 }
 
 /// Watches one user's task for the hard stop.
@@ -413,18 +383,10 @@ impl Watch {
                 biased;
                 _ = work => {}
                 _ = self.hard_stop.cancelled() => {
-                    if let Some(f) = self.in_flight.take() {
+                    if let Some(flight) = self.in_flight.take() {
                         let now = Instant::now();
-                        let sample = Sample {
-                            metric: f.metric,
-                            latency_us: (now - f.waited_from).as_micros() as u64,
-                            service_us: (now - f.sent).as_micros() as u64,
-                            status: None,
-                            failure: Some((ErrorKind::Aborted, "still in flight when the run stopped".to_string())),
-                            bytes_in: 0,
-                            bytes_out: f.bytes_out,
-                            body_bytes: 0,
-                        };
+                        let aborted = (ErrorKind::Aborted, "still in flight when the run stopped".to_string());
+                        let sample = flight.sample(now, None, Some(aborted));
                         self.recorder.borrow_mut().record(&sample, (now - self.start).as_secs());
                     }
                 }
@@ -494,5 +456,81 @@ impl Object for Scope {
             "vars" => Some(globals.vars_value.clone()),
             _ => globals.vars.get(key).cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::{HeaderMap, StatusCode};
+
+    use super::*;
+
+    fn flight(start: Instant) -> InFlight {
+        InFlight {
+            metric: 1,
+            bytes_out: 77,
+            sent: start + Duration::from_millis(30),
+            waited_from: start,
+        }
+    }
+
+    #[test]
+    fn a_finished_request_counts_what_came_back() {
+        let start = Instant::now();
+        let response = Response {
+            status: StatusCode::NOT_FOUND,
+            headers: HeaderMap::new(),
+            body: None,
+            body_bytes: 12,
+            bytes_in: 140,
+        };
+        let failure = (ErrorKind::Status, "status 404, expected 200".to_string());
+        let done = start + Duration::from_millis(50);
+        let sample = flight(start).sample(done, Some(&response), Some(failure.clone()));
+        assert_eq!(sample.metric, 1);
+        assert_eq!(sample.latency_us, 50_000);
+        assert_eq!(sample.service_us, 20_000);
+        assert_eq!(sample.status, Some(404));
+        assert_eq!(sample.failure, Some(failure));
+        assert_eq!(
+            (sample.bytes_in, sample.bytes_out, sample.body_bytes),
+            (140, 77, 12)
+        );
+    }
+
+    fn watch(in_flight: Option<InFlight>, start: Instant) -> (Watch, Rc<RefCell<Snapshot>>) {
+        let recorder = Rc::new(RefCell::new(Snapshot::new(2, true)));
+        let hard_stop = CancellationToken::new();
+        hard_stop.cancel();
+        let watch = Watch {
+            in_flight: Rc::new(Cell::new(in_flight)),
+            recorder: recorder.clone(),
+            start,
+            hard_stop,
+        };
+        (watch, recorder)
+    }
+
+    #[tokio::test]
+    async fn a_hard_stop_counts_the_request_in_flight_as_aborted() {
+        let start = Instant::now();
+        let (watch, recorder) = watch(Some(flight(start)), start);
+        watch.until_hard_stop(std::future::pending()).await;
+        let stats = recorder.borrow().steps[1].stats("item", None, 1.0, &[]);
+        assert_eq!((stats.requests, stats.failures), (1, 1));
+        assert_eq!(stats.errors["aborted"], 1);
+        assert_eq!(stats.bytes_out, 77);
+        assert!(stats.status_codes.is_empty());
+        assert_eq!(recorder.borrow().steps[0].requests(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_hard_stop_between_requests_counts_nothing() {
+        let start = Instant::now();
+        let (watch, recorder) = watch(None, start);
+        watch.until_hard_stop(std::future::pending()).await;
+        assert_eq!(recorder.borrow().total().requests(), 0);
     }
 }
