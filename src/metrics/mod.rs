@@ -9,6 +9,7 @@
 //! digits, microseconds) and distinct failure messages are capped per step.
 
 pub mod summary;
+pub mod wire;
 
 use std::collections::BTreeMap;
 

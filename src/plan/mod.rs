@@ -8,6 +8,7 @@
 //! piece of I/O here: the data is part of what a run (or, later, a remote
 //! worker) executes, and `validate` must report a missing file.
 
+mod fingerprint;
 mod load;
 mod pointer;
 pub mod template;
@@ -22,6 +23,7 @@ use minijinja::Value;
 
 use crate::diag::{Diagnostics, Span, Spanned};
 use crate::scenario::{self, ExtractSource, Scenario, StatusSpec};
+pub use fingerprint::fingerprint;
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
 pub use pointer::JsonPointer;
 use template::{Globals, Part, Templates};
