@@ -10,8 +10,9 @@
 
 pub mod live;
 pub mod summary;
+pub mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
@@ -128,7 +129,10 @@ pub struct StepRecorder {
     body_bytes: u64,
     status: BTreeMap<u16, u64>,
     errors: [u64; ErrorKind::ALL.len()],
-    messages: HashMap<(ErrorKind, String), FailureCount>,
+    /// Ordered, so a merge meets messages in the same order wherever the
+    /// recorder came from (a thread, or a worker over the wire), and the
+    /// cap keeps the same messages apart.
+    messages: BTreeMap<(ErrorKind, String), FailureCount>,
 }
 
 impl StepRecorder {
@@ -143,7 +147,7 @@ impl StepRecorder {
             body_bytes: 0,
             status: BTreeMap::new(),
             errors: [0; ErrorKind::ALL.len()],
-            messages: HashMap::new(),
+            messages: BTreeMap::new(),
         }
     }
 

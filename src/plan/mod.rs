@@ -14,6 +14,7 @@
 //! agent's allowlist is an error at the template's location, and an unset
 //! one is a warning or an error as the inputs say.
 
+mod fingerprint;
 pub mod inputs;
 mod load;
 mod pointer;
@@ -30,6 +31,7 @@ use minijinja::Value;
 
 use crate::diag::{Diagnostics, Severity, Span, Spanned};
 use crate::scenario::{self, Scenario, StatusSpec};
+pub use fingerprint::fingerprint;
 use inputs::FileError;
 pub use inputs::{EnvVars, Files, Inputs};
 pub use load::{LoadPlan, Model, OpenModel, Saturation};

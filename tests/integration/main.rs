@@ -11,6 +11,7 @@ mod reports;
 mod run;
 mod server;
 mod validate;
+mod wire;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
