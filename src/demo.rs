@@ -7,7 +7,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /` , `GET /health` | a small JSON document |
-//! | `GET /api/items?page=N` | ten items of page N (1-based) |
+//! | `GET /api/items?page=N` | ten items of page N (1-based), with an `ETag` |
 //! | `GET /api/items/{id}` | one item; 404 for ids outside 1–1000 |
 //! | `POST /api/items` | 201 and the posted JSON with a new `id`; 400 if not JSON |
 //! | `GET /api/delay/{ms}` | answers after `ms` milliseconds (at most 10 s) |
@@ -97,7 +97,12 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
                 .unwrap_or(1)
                 .clamp(1, 100);
             let items: Vec<_> = (1..=10).map(|i| item((page - 1) * 10 + i)).collect();
-            json_response(StatusCode::OK, json!({"page": page, "items": items}))
+            let mut response = json_response(StatusCode::OK, json!({"page": page, "items": items}));
+            // Pages never change, so a page's tag is its number.
+            let etag = http::HeaderValue::from_str(&format!("\"page-{page}\""))
+                .expect("a quoted number is a valid header value");
+            response.headers_mut().insert(http::header::ETAG, etag);
+            response
         }
         (Method::GET, ["api", "items", id]) => match id.parse::<u64>() {
             Ok(id) if (1..=1000).contains(&id) => json_response(StatusCode::OK, item(id)),

@@ -6,14 +6,18 @@
 //!
 //! ```text
 //! scenario.toml ─scenario::load─▶ Scenario   what the user wrote, with spans
-//!   + flags, LOADCTL_* ─plan::compile─▶ Plan  validated, templates compiled
-//! Plan ─runner::run─▶ generator threads, one current-thread runtime each
-//!        schedule::Shape   users(t) or rate(t); arrival instants (when)
-//!        engine::Session   sends one request on the user's connection (how)
-//!        metrics::Snapshot records it, lock-free, per thread
-//!      ─collector─▶ RunSummary                the one result contract
+//!   + flags, LOADCTL_*, plan::Inputs ─plan::compile─▶ Plan   validated, templates compiled
+//! Plan + runner::Share ─runner::start─▶ RunHandle   progress, set_share, stop, wait
+//!    runner::shard     generator threads, one current-thread runtime each
+//!    runner::closed    which users run now      } when: schedule::Shape,
+//!    runner::open      which arrivals are due   }  schedule::Arrivals
+//!    engine::{prepare, send, judge}  one step on the user's connection (how)
+//!    metrics::Snapshot records it, lock-free, per thread (metrics::wire
+//!                      is its form on the network, for remote workers)
+//!  ─runner::collector─▶ RunSummary   merged from every source; the one result contract
 //! RunSummary ─report::*─▶ terminal table, summary.json, Locust CSV,
-//!                          report.html, junit.xml; `loadctl report` re-renders
+//!                          report.html, junit.xml; `loadctl report` re-renders;
+//!                          store::save keeps a run under its id
 //! ```
 //!
 //! - [`diag`]: problems with their location, for `validate` and `run`.
@@ -31,11 +35,16 @@
 //! - [`schedule`]: every load pattern as one list of linear stages, and the
 //!   open model's arrival instants; pure time arithmetic, no HTTP.
 //! - [`runner`]: one run end to end, the single entry point for every front
-//!   end; applies the schedule (closed: user count, open: arrivals), stops
-//!   on the pattern's end, the iteration budget or the shutdown token.
+//!   end ([`runner::start`] → [`runner::RunHandle`]); runs this process's
+//!   [`runner::Share`] of the load from an agreed start, applies the
+//!   schedule (closed: user count, open: arrivals), and stops on the
+//!   pattern's end, the iteration budget or a stop request; its collector
+//!   merges snapshots from sources that join and leave.
 //! - [`engine`]: *how* one request is sent (hyper, rustls), checked, extracted.
 //! - [`metrics`]: HdrHistograms and counters; [`metrics::summary::RunSummary`]
-//!   and its [`verdict`](metrics::summary::RunSummary::verdict).
+//!   and its [`verdict`](metrics::summary::RunSummary::verdict); the live
+//!   [`metrics::live::Progress`]; [`metrics::wire`], a snapshot's versioned
+//!   network form, checked against the plan's fingerprint.
 //! - [`report`]: one file per output format, the list of files `run --out`
 //!   writes, run comparison, live progress and live Prometheus metrics.
 //! - [`store`]: saved runs, `DIR/RUN_ID/` with `summary.json` and the

@@ -166,7 +166,7 @@ pub fn render(preset: Preset, params: &Params, shown_as: &Path) -> Result<String
 }
 
 /// `http://host:8080/a/b?c=d` → (`http://host:8080`, `/a/b?c=d`).
-fn split_url(url: &str) -> Result<(String, String), PresetError> {
+pub fn split_url(url: &str) -> Result<(String, String), PresetError> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| parameter("url", format!(" `{url}` is not a URL: {e}")))?;

@@ -4,6 +4,7 @@
 //! flags into core calls (`scenario::load`, `plan::compile`, `runner::run`,
 //! `report::*`) and results into output and an [`Exit`] code.
 
+mod hints;
 mod init;
 mod report;
 mod run;
@@ -101,7 +102,9 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            if !hints::explain(&e) {
+                let _ = e.print();
+            }
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     Exit::Success

@@ -14,7 +14,9 @@ use crate::runner::{self, RunOptions};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML)
+    /// The scenario file (TOML), or a URL to load-test on its own (quick
+    /// mode: one GET step, 50 users for 10 s unless -u/-d/-r/-n say otherwise)
+    #[arg(value_name = "FILE|URL")]
     file: PathBuf,
     /// Concurrent users (overrides [load] users)
     #[arg(short, long, env = "LOADCTL_USERS")]
@@ -88,12 +90,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         headers: args.headers.clone(),
         thresholds: args.thresholds.clone(),
     };
-    let inputs = crate::plan::Inputs::for_cli(Some(&args.file), crate::diag::Severity::Error);
+    let checked = match quick_url(&args.file) {
+        Some(url) => match quick_scenario(url) {
+            Ok(text) => {
+                let inputs = crate::plan::Inputs::for_cli(None, crate::diag::Severity::Error);
+                crate::validate::check_text(&args.file, &text, &overrides, &inputs)
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(Exit::Invalid);
+            }
+        },
+        None => {
+            let inputs =
+                crate::plan::Inputs::for_cli(Some(&args.file), crate::diag::Severity::Error);
+            crate::validate::check_file(&args.file, &overrides, &inputs)
+        }
+    };
     let crate::validate::Checked {
         source,
         plan,
         diagnostics: diags,
-    } = crate::validate::check_file(&args.file, &overrides, &inputs);
+    } = checked;
     for d in diags.items() {
         eprintln!("{}", source.render(d));
     }
@@ -196,6 +214,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::from(summary.verdict()))
+}
+
+/// Quick mode's load when no flag sets it: oha's and hey's 50 concurrent
+/// users, for long enough to see a few seconds of steady state.
+const QUICK_USERS: u64 = 50;
+const QUICK_DURATION: &str = "10s";
+
+/// The URL of quick mode (`loadctl run http://…`), when the argument is one
+/// and not a file of that name.
+fn quick_url(arg: &Path) -> Option<&str> {
+    let text = arg.to_str()?;
+    let is_url = text.starts_with("http://") || text.starts_with("https://");
+    (is_url && !arg.exists()).then_some(text)
+}
+
+/// The one-step scenario quick mode runs: GET the URL, count 2xx and 3xx
+/// answers as successes, no thresholds.
+fn quick_scenario(url: &str) -> Result<String, String> {
+    let (base, path) = crate::preset::split_url(url).map_err(|e| e.message(""))?;
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    Ok(format!(
+        "name = {name}\n[target]\nbase_url = {base}\n[load]\nusers = {QUICK_USERS}\nduration = \"{QUICK_DURATION}\"\n\
+         [[flow]]\nname = \"quick\"\n  [[flow.step]]\n  name = {path}\n  path = {path}\n",
+        name = quote(url),
+        base = quote(&base),
+        path = quote(&path),
+    ))
 }
 
 /// A signal this soon after the first is the same request delivered twice

@@ -76,7 +76,7 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// The largest histogram, in V2 bytes, a decoder accepts: the header plus
 /// at most 9 bytes per bucket of a histogram that reaches
-/// [`HIGHEST_TRACKABLE_US`] (a unit test checks the two agree).
+/// `HIGHEST_TRACKABLE_US` (a unit test checks the two agree).
 pub const MAX_HISTOGRAM_BYTES: usize = V2_HEADER_BYTES + 9 * 24_576;
 
 /// A histogram's base64 text at [`MAX_HISTOGRAM_BYTES`].

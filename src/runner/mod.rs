@@ -5,17 +5,17 @@
 //! run's live figures, its share, a stop and its result, and [`run`] is
 //! the CLI's wrapper that awaits the end. Starting a run starts the demo
 //! target when the plan asks for it and spreads the load over generator
-//! threads ([`shard`]); the handle's supervisor ([`handle`]) merges their
+//! threads (`shard`); the handle's supervisor (`handle`) merges their
 //! per-second snapshots ([`collector`]) and decides when to stop: at the
 //! end of the pattern, when the iteration budget is spent, or on a stop
 //! request.
 //!
 //! *When* each iteration starts is decided here: in the closed model each
-//! thread follows the pattern's user count ([`closed`]); in the open model
+//! thread follows the pattern's user count (`closed`); in the open model
 //! each thread takes its arrivals from the pattern's schedule and hands
-//! every due arrival to a free user, or queues or drops it ([`open`]).
+//! every due arrival to a free user, or queues or drops it (`open`).
 //! Both run only this process's [`Share`] of the load. *How* a request is
-//! sent is the engine's business ([`user`] calls it).
+//! sent is the engine's business (`user` calls it).
 //!
 //! Stopping has two steps. The soft stop ends scheduling: no user starts a
 //! new request. In-flight requests then get `graceful_stop` to finish, after

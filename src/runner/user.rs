@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request};
@@ -210,8 +210,12 @@ impl User {
             }
             if failed {
                 // Later steps usually depend on this one and would only
-                // fail in its wake.
+                // fail in its wake. The pause still comes, as after a last
+                // step: users of a failing target must not hammer it.
                 end = IterationEnd::Failed;
+                if think_after_last && !think(flow.think_time, &self.stop).await {
+                    end = IterationEnd::Stopped;
+                }
                 break;
             }
             if i == last {
@@ -220,19 +224,9 @@ impl User {
                     break;
                 }
             }
-            if let Some((lo, hi)) = flow.think_time {
-                let pause = if lo == hi {
-                    lo
-                } else {
-                    rand::random_range(lo..=hi)
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = self.stop.cancelled() => {
-                        end = IterationEnd::Stopped;
-                        break;
-                    }
-                }
+            if !think(flow.think_time, &self.stop).await {
+                end = IterationEnd::Stopped;
+                break;
             }
         }
         if completed {
@@ -296,6 +290,23 @@ fn secret_values(plan: &Plan, request: &Request<Full<Bytes>>) -> Vec<HeaderValue
         .filter(|(name, _)| plan.secrets.headers.contains(name))
         .map(|(_, value)| value.clone())
         .collect()
+}
+
+/// Pauses for the flow's think time, if it has one: fixed, or uniform in
+/// a range. False when the run stopped during the pause.
+async fn think(think_time: Option<(Duration, Duration)>, stop: &CancellationToken) -> bool {
+    let Some((lo, hi)) = think_time.filter(|(_, hi)| !hi.is_zero()) else {
+        return true;
+    };
+    let pause = if lo == hi {
+        lo
+    } else {
+        rand::random_range(lo..=hi)
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = stop.cancelled() => false,
+    }
 }
 
 /// Users are spread over flows in proportion to the flows' weights.

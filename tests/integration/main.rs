@@ -1,6 +1,7 @@
 //! Integration tests: the built `loadctl` binary against in-process test
 //! servers on 127.0.0.1 (port 0) and the built-in demo target.
 
+mod docs;
 mod faults;
 mod handle;
 mod init;

@@ -715,3 +715,66 @@ fn out_refuses_a_folder_that_holds_a_run_unless_forced() {
         .assert()
         .success();
 }
+
+#[test]
+fn users_of_a_failing_target_still_wait_their_think_time() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Two users, a 1 s pause, 3 s: each sends at t = 0, 1, 2 (and perhaps
+    // one more as the run ends), whether its request passes or fails.
+    let text = scenario(
+        &server.url(),
+        "users = 2\nduration = \"3s\"",
+        "think_time = \"1s\"\n[[flow.step]]\npath = \"/status/404\"",
+        "",
+    );
+    let file = write(dir.path(), "s.toml", &text);
+    run_quiet(&file, dir.path()).success();
+    let allowed = 2 * 4;
+    assert!(
+        server.count() <= allowed,
+        "{} requests; the think time allows {allowed}",
+        server.count()
+    );
+    assert_eq!(summary(dir.path())["totals"]["failures"], server.count());
+}
+
+#[test]
+fn a_url_instead_of_a_file_runs_a_one_step_scenario() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/ok?from=quick", server.url());
+    loadctl()
+        .args(["run", "-q", &url, "-u", "2", "-d", "1s", "--out"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    assert_eq!(s["run"]["users"], 2);
+    assert_eq!(s["steps"][0]["name"], "/ok?from=quick");
+    assert_eq!(s["totals"]["requests"], server.count());
+    assert_eq!(s["totals"]["failures"], 0);
+    assert!(server.paths().iter().all(|p| p == "/ok?from=quick"));
+    loadctl()
+        .args(["run", "-q", "http://"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is not a URL"));
+}
+
+#[test]
+fn flags_from_k6_and_locust_get_the_loadctl_flag() {
+    for (flag, ours) in [
+        ("--vus", "--users"),
+        ("-t", "--duration"),
+        ("--run-time", "--duration"),
+        ("--spawn-rate", "ramp_up"),
+        ("-f", "loadctl run FILE.toml"),
+    ] {
+        loadctl()
+            .args(["run", "scenarios/quickstart.toml", flag, "5"])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(ours));
+    }
+}
