@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::share::Slice;
+use super::share::{Slice, Timeline};
 use super::user::{IterationEnd, User, UserContext};
 use super::{Running, ShardContext};
 
@@ -40,34 +40,44 @@ impl Want {
 pub async fn run(ctx: &ShardContext, users: UserContext, active: Rc<Cell<u64>>) {
     let shape = &ctx.plan.load.shape;
     let share = &ctx.shared.share;
-    let want_at = |elapsed: Duration| Want {
+    let mut generation = share.generation();
+    let mut timeline = share.timeline();
+    let want_at = |elapsed: Duration, timeline: &Timeline| Want {
         users: shape.value_at(elapsed).round() as u64,
-        slice: share.timeline().at(elapsed),
+        slice: timeline.at(elapsed),
     };
-    let (want_tx, want_rx) = watch::channel(want_at(ctx.start.elapsed()));
+    let (want_tx, want_rx) = watch::channel(want_at(ctx.start.elapsed(), &timeline));
+    // Dropped once no iteration can start any more, which wakes and ends
+    // the parked users.
+    let mut want_tx = Some(want_tx);
     let mut tasks = JoinSet::new();
     let mut spawned = Spawned::new(ctx);
-    spawned.spawn_members(want_rx.borrow().slice, |id| {
-        tasks.spawn_local(user_loop(
-            User::new(id, &users),
-            &users,
-            want_rx.clone(),
-            &active,
-        ));
-    });
-    let mut generation = share.generation();
+    let mut spawn_members = |timeline: &Timeline, tasks: &mut JoinSet<()>| {
+        // Every slice, not only the latest: two changes within one tick
+        // must not skip the users of the one between.
+        for slice in timeline.slices() {
+            spawned.spawn_members(slice, |id| {
+                let user = User::new(id, &users);
+                tasks.spawn_local(user_loop(user, &users, want_rx.clone(), &active));
+            });
+        }
+    };
+    spawn_members(&timeline, &mut tasks);
     let mut tick = tokio::time::interval(CONTROL_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let now = want_at(ctx.start.elapsed());
-                want_tx.send_if_modified(|w| std::mem::replace(w, now) != now);
-                // A wider share may hold users this thread has not started.
                 if share.generation() != generation {
                     generation = share.generation();
-                    spawned.spawn_members(share.latest(), |id| {
-                        tasks.spawn_local(user_loop(User::new(id, &users), &users, want_rx.clone(), &active));
-                    });
+                    timeline = share.timeline();
+                    spawn_members(&timeline, &mut tasks);
+                }
+                let now = want_at(ctx.start.elapsed(), &timeline);
+                if let Some(tx) = &want_tx {
+                    tx.send_if_modified(|w| std::mem::replace(w, now) != now);
+                }
+                if ctx.shared.used_up() {
+                    want_tx = None;
                 }
             }
             Some(joined) = tasks.join_next() => super::reraise_panic(joined),

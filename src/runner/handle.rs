@@ -17,40 +17,53 @@ use tokio_util::sync::CancellationToken;
 
 use super::collector::{Collector, IntervalSnapshot};
 use super::shard::ShardMsg;
-use super::share::Share;
+use super::share::{RowSplit, Share};
 use super::Shared;
 use crate::metrics::live::Progress;
 use crate::metrics::summary::{RunInfo, RunSummary};
 use crate::plan::Plan;
 use crate::store::RunId;
 
+/// How many seconds of progress wait for a reader of
+/// [`RunHandle::next_progress`]; a front end that only polls
+/// [`RunControl::latest_progress`] loses nothing by leaving them unread.
+pub(super) const PROGRESS_BACKLOG: usize = 64;
+
 /// A run in progress: its live figures, its share, a stop, and its result.
 pub struct RunHandle {
+    pub(super) control: RunControl,
+    pub(super) progress: mpsc::Receiver<Progress>,
+    pub(super) snapshots: Option<mpsc::UnboundedReceiver<IntervalSnapshot>>,
+    pub(super) task: tokio::task::JoinHandle<anyhow::Result<RunSummary>>,
+}
+
+/// What can be done to a run from anywhere, while another task waits for
+/// its end: read its figures, change its share, stop it. Cheap to clone.
+/// Dropping it (or the handle) does not stop the run.
+#[derive(Clone)]
+pub struct RunControl {
     pub(super) id: RunId,
     pub(super) shared: Arc<Shared>,
     pub(super) start: Instant,
-    pub(super) rows: super::share::RowSplit,
-    pub(super) progress: mpsc::UnboundedReceiver<Progress>,
+    pub(super) rows: RowSplit,
     pub(super) latest: watch::Receiver<Option<Progress>>,
-    pub(super) snapshots: Option<mpsc::UnboundedReceiver<IntervalSnapshot>>,
     pub(super) stop: CancellationToken,
-    pub(super) task: tokio::task::JoinHandle<anyhow::Result<RunSummary>>,
 }
 
 impl RunHandle {
     /// The run's id (its `RunInfo::id`, and its name in the run store).
     pub fn id(&self) -> &RunId {
-        &self.id
+        &self.control.id
+    }
+
+    /// A control for other tasks; see [`RunControl`].
+    pub fn control(&self) -> RunControl {
+        self.control.clone()
     }
 
     /// The next second's progress, in order; `None` once the run is over.
     pub async fn next_progress(&mut self) -> Option<Progress> {
         self.progress.recv().await
-    }
-
-    /// The latest second's progress (`None` before the first second).
-    pub fn latest_progress(&self) -> Option<Progress> {
-        self.latest.borrow().clone()
     }
 
     /// Each closed second's merged snapshot, when the run was started with
@@ -59,32 +72,20 @@ impl RunHandle {
         self.snapshots.take()
     }
 
-    /// The share in effect now or shortly.
+    pub fn latest_progress(&self) -> Option<Progress> {
+        self.control.latest_progress()
+    }
+
     pub fn share(&self) -> Share {
-        Share {
-            load: self.shared.share.latest(),
-            rows: self.rows,
-        }
+        self.control.share()
     }
 
-    /// Changes the part of the load this process runs; it takes effect
-    /// within a second. The data split is fixed for the run (rows a process
-    /// has used cannot be handed back), and so is the iteration budget.
-    /// Returns when the change takes effect, since the start.
     pub fn set_share(&self, share: Share) -> Result<Duration, String> {
-        if share.rows != self.rows {
-            return Err(format!(
-                "the data split is fixed for a run: this one is {} of {}",
-                self.rows.k, self.rows.n
-            ));
-        }
-        Ok(self.shared.share.set(self.start.elapsed(), share.load))
+        self.control.set_share(share)
     }
 
-    /// Asks the run to stop, as Ctrl-C does: no new requests, in-flight
-    /// ones get the graceful stop, and the summary says it was interrupted.
     pub fn stop(&self) {
-        self.stop.cancel();
+        self.control.stop();
     }
 
     pub fn is_finished(&self) -> bool {
@@ -100,9 +101,76 @@ impl RunHandle {
     }
 }
 
+impl RunControl {
+    pub fn id(&self) -> &RunId {
+        &self.id
+    }
+
+    /// The run's (agreed) start on this process's clock; the series and
+    /// share changes count from it.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// The latest second's progress (`None` before the first second).
+    pub fn latest_progress(&self) -> Option<Progress> {
+        self.latest.borrow().clone()
+    }
+
+    /// Whether the run is over (its summary is being made or made).
+    pub fn has_ended(&self) -> bool {
+        self.latest.has_changed().is_err()
+    }
+
+    /// The share in effect now or shortly.
+    pub fn share(&self) -> Share {
+        Share {
+            load: self.shared.share.latest(),
+            rows: self.rows,
+        }
+    }
+
+    /// Changes the part of the load this process runs, a moment from now
+    /// (well within a second). Returns when the change takes effect, since
+    /// the start.
+    pub fn set_share(&self, share: Share) -> Result<Duration, String> {
+        self.change_share(share, None)
+    }
+
+    /// Changes the part of the load this process runs from `at` since the
+    /// start: several processes given the same `at` change together, so no
+    /// user or arrival is run twice or not at all in between. `at` must be
+    /// at least a tenth of a second ahead.
+    pub fn set_share_at(&self, share: Share, at: Duration) -> Result<Duration, String> {
+        self.change_share(share, Some(at))
+    }
+
+    /// The data split is fixed for a run (rows a process has used cannot be
+    /// handed back), and so is the iteration budget.
+    fn change_share(&self, share: Share, at: Option<Duration>) -> Result<Duration, String> {
+        share.check()?;
+        if share.rows != self.rows {
+            return Err(format!(
+                "the data split is fixed for a run: this one is {} of {}",
+                self.rows.k, self.rows.n
+            ));
+        }
+        if self.has_ended() {
+            return Err("the run has ended".to_string());
+        }
+        self.shared.share.set(self.start, at, share.load)
+    }
+
+    /// Asks the run to stop, as Ctrl-C does: no new requests, in-flight
+    /// ones get the graceful stop, and the summary says it was interrupted.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
 /// Where the supervisor publishes.
 pub(super) struct Outlets {
-    pub progress: mpsc::UnboundedSender<Progress>,
+    pub progress: mpsc::Sender<Progress>,
     pub latest: watch::Sender<Option<Progress>>,
     pub snapshots: Option<mpsc::UnboundedSender<IntervalSnapshot>>,
 }
@@ -183,7 +251,8 @@ impl Supervisor {
             .set_fraction(self.shared.share.latest().fraction());
         for point in points {
             let progress = self.collector.progress(point);
-            let _ = self.outlets.progress.send(progress.clone());
+            // A reader that does not keep up misses seconds, not memory.
+            let _ = self.outlets.progress.try_send(progress.clone());
             self.outlets.latest.send_replace(Some(progress));
         }
         if let Some(tx) = &self.outlets.snapshots {

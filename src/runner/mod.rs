@@ -45,15 +45,15 @@ use crate::plan::{BaseUrl, Plan};
 use crate::store::RunId;
 use collector::Collector;
 pub use collector::{IntervalSnapshot, SourceId};
-pub use handle::RunHandle;
 use handle::{Outlets, Supervisor};
+pub use handle::{RunControl, RunHandle};
 pub(crate) use shard::Running;
 use shard::{join_all, reraise_panic, ShardContext};
 pub use share::{RowSplit, Share, Slice};
 pub use shared::Shared;
 
-/// The furthest ahead an agreed start may lie.
-const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
+/// The furthest an agreed start may lie ahead or behind.
+const MAX_START_OFFSET: Duration = Duration::from_secs(24 * 3600);
 
 /// How to run, beyond what the plan says.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +101,10 @@ pub async fn start(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunHandle> {
+    options
+        .share
+        .check()
+        .map_err(|e| anyhow::anyhow!("the run's share: {e}"))?;
     ensure_open_files(plan.load.users, plan.target.base == BaseUrl::Demo)?;
     let demo = match plan.target.base {
         BaseUrl::Demo => Some(
@@ -123,6 +127,10 @@ pub async fn start(
     let shared = Arc::new(Shared::new(&plan, &options.share, began));
     let stop = CancellationToken::new();
     let hard_stop = CancellationToken::new();
+    // Generator threads end only through these tokens: if starting fails
+    // half-way, or the supervisor is dropped with its runtime, they must
+    // not run on.
+    let stop_threads = StopOnDrop(stop.clone(), hard_stop.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let mut generators = Vec::with_capacity(threads);
     for shard in 0..threads {
@@ -152,7 +160,7 @@ pub async fn start(
     if options.snapshots {
         collector.keep_closed_snapshots();
     }
-    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let (progress_tx, progress_rx) = mpsc::channel(handle::PROGRESS_BACKLOG);
     let (latest_tx, latest_rx) = watch::channel(None);
     let (snapshots_tx, snapshots_rx) = match options.snapshots {
         true => {
@@ -186,6 +194,7 @@ pub async fn start(
     let id = options.run_id.clone().unwrap_or_default();
     let run_id = id.to_string();
     let task = tokio::spawn(async move {
+        let _stop_threads = stop_threads;
         let interrupted = supervisor.collect(rx).await;
         let joined =
             tokio::task::spawn_blocking(move || generators.into_iter().all(|g| g.join().is_ok()))
@@ -211,14 +220,16 @@ pub async fn start(
         Ok(supervisor.finish(info))
     });
     Ok(RunHandle {
-        id,
-        shared,
-        start,
-        rows: options.share.rows,
+        control: RunControl {
+            id,
+            shared,
+            start,
+            rows: options.share.rows,
+            latest: latest_rx,
+            stop: stop_request,
+        },
         progress: progress_rx,
-        latest: latest_rx,
         snapshots: snapshots_rx,
-        stop: stop_request,
         task,
     })
 }
@@ -240,10 +251,14 @@ fn agreed_start(at: Option<SystemTime>) -> anyhow::Result<(Instant, Duration)> {
         return Ok((now, Duration::ZERO));
     };
     match at.duration_since(SystemTime::now()) {
-        Ok(ahead) if ahead > MAX_START_AHEAD => {
+        Ok(ahead) if ahead > MAX_START_OFFSET => {
             anyhow::bail!("the agreed start is {ahead:?} away; the limit is a day")
         }
         Ok(ahead) => Ok((now + ahead, Duration::ZERO)),
+        Err(past) if past.duration() > MAX_START_OFFSET => anyhow::bail!(
+            "the agreed start was {:?} ago; the limit is a day (is this machine's clock right?)",
+            past.duration()
+        ),
         Err(past) => {
             let behind = past.duration();
             match now.checked_sub(behind) {
@@ -251,6 +266,16 @@ fn agreed_start(at: Option<SystemTime>) -> anyhow::Result<(Instant, Duration)> {
                 None => anyhow::bail!("the agreed start is too far in the past"),
             }
         }
+    }
+}
+
+/// Cancels the soft and the hard stop when dropped.
+struct StopOnDrop(CancellationToken, CancellationToken);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+        self.1.cancel();
     }
 }
 

@@ -59,18 +59,22 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     let share = mine.len() as f64 / model.max_users as f64;
     let max_waiting = (model.max_waiting as f64 * share).ceil() as u64;
     let start = Instant::from_std(ctx.start);
-    let mut budget_spent = false;
+    let shared = &users.shared;
     let mut deal = Dealer::new(ctx, model.max_users);
     let mut arrivals = Arrivals::new(ctx.plan.load.shape.clone(), ctx.plan.load.duration, 0.0);
+    // A process that joins late starts where the schedule was when it
+    // joined (what was due before is not its: see `ShareState::joining`).
+    arrivals.skip_to(shared.began);
     let driven = drive(&mut arrivals, start, &users.stop, |n, due| {
-        if !deal.is_mine(n, due - start) {
-            return true;
-        }
-        if queue.exhausted.get() {
+        let at = due - start;
+        // Due at or after the stop: not run, and not this run's to drop.
+        if shared.stopped_at().is_some_and(|stop| at >= stop) {
             return false;
         }
-        if !users.shared.take_iteration() {
-            budget_spent = true;
+        if !deal.is_mine(n, at) {
+            return true;
+        }
+        if queue.exhausted.get() || !shared.take_iteration() {
             return false;
         }
         let waiting = queue.due.borrow().len();
@@ -92,9 +96,9 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
     let mut dropped = queue.due.borrow_mut().drain(..).count() as u64;
     // Due before the stop but never handed over, because the generator was
     // behind when the run stopped. (Not when the budget or the data ran
-    // out: those arrivals were never going to run.)
-    if let Some(stopped_at) = users.shared.stopped_at() {
-        if !budget_spent && !queue.exhausted.get() {
+    // out, in any thread: those arrivals were never going to run.)
+    if let Some(stopped_at) = shared.stopped_at() {
+        if !shared.used_up() {
             let before_stop = driven
                 .left
                 .into_iter()
@@ -134,8 +138,10 @@ fn slot(
                     let end = user.iteration(Some(due.into_std()), false).await;
                     busy.set(false);
                     match end {
+                        // Due, handed over, but nothing to run it with.
                         IterationEnd::DataExhausted => {
                             queue.exhausted.set(true);
+                            recorder.borrow_mut().dropped += 1;
                             return;
                         }
                         IterationEnd::Stopped => return,
@@ -163,15 +169,14 @@ fn slot(
 }
 
 /// Decides which arrivals of the scenario are this thread's: those in the
-/// process's share when due, dealt to the threads like the slots (member
-/// `c` goes to the thread holding slot `c mod max_users`). Arrivals must be
-/// asked about in order, each once.
+/// process's share when due, dealt to the threads in proportion to their
+/// slots by a hash of the arrival's number. The deal keeps no count, so a
+/// thread that ever judged one arrival differently from the others (a
+/// share change racing it) disagrees on that arrival alone.
 struct Dealer<'a> {
     shared: &'a Shared,
     timeline: Timeline,
     generation: u64,
-    /// This process's arrivals so far.
-    members: u64,
     slots: u64,
     shard: u64,
     threads: u64,
@@ -183,7 +188,6 @@ impl<'a> Dealer<'a> {
             shared: &ctx.shared,
             timeline: ctx.shared.share.timeline(),
             generation: ctx.shared.share.generation(),
-            members: 0,
             slots,
             shard: ctx.shard as u64,
             threads: ctx.threads as u64,
@@ -197,11 +201,15 @@ impl<'a> Dealer<'a> {
             self.generation = generation;
             self.timeline = self.shared.share.timeline();
         }
-        if !self.timeline.at(at).contains(n) {
-            return false;
-        }
-        let member = self.members;
-        self.members += 1;
-        (member % self.slots) % self.threads == self.shard
+        self.timeline.at(at).contains(n) && (mix(n) % self.slots) % self.threads == self.shard
     }
+}
+
+/// SplitMix64's finalizer: spreads arrival numbers evenly over the slots,
+/// independently of where they lie in the share.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -21,7 +21,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::schedule::Shape;
 
@@ -49,7 +49,7 @@ impl Default for Share {
 impl Share {
     /// The whole scenario: one process runs everything.
     pub const FULL: Share = Share {
-        load: Slice { from: 0.0, to: 1.0 },
+        load: Slice::FULL_RANGE,
         rows: RowSplit { k: 0, n: 1 },
     };
 
@@ -61,16 +61,44 @@ impl Share {
     }
 
     /// This process's part of an iteration budget of `total`: shares whose
-    /// slices tile `[0, 1)` get parts that add up to `total` exactly.
-    pub fn iterations(&self, total: u64) -> u64 {
-        let at = |f: f64| (f * total as f64).floor() as u64;
-        let upper = if self.load.to >= 1.0 {
-            total
-        } else {
-            at(self.load.to)
+    /// slices tile `[0, 1)` get parts that add up to `total` exactly. In
+    /// the closed model (`peak_users` given) the budget follows the users
+    /// the slice holds, so a slice that holds none of them gets none of it;
+    /// in the open model it follows the slice's width, as arrivals do.
+    pub fn iterations(&self, total: u64, peak_users: Option<u64>) -> u64 {
+        let part = |x: f64| -> u64 {
+            match peak_users {
+                Some(0) => 0,
+                Some(peak) => {
+                    let below = (0..peak).filter(|u| position(*u) < bound(x)).count() as u128;
+                    let below = if x >= 1.0 { peak as u128 } else { below };
+                    (total as u128 * below / peak as u128) as u64
+                }
+                None if x >= 1.0 => total,
+                None => (x * total as f64).floor() as u64,
+            }
         };
-        upper.saturating_sub(at(self.load.from))
+        part(self.load.to).saturating_sub(part(self.load.from))
     }
+
+    /// Checks what the constructors check, for a share built by hand.
+    pub fn check(&self) -> Result<(), String> {
+        Slice::new(self.load.from, self.load.to)?;
+        RowSplit::new(self.rows.k, self.rows.n)?;
+        Ok(())
+    }
+}
+
+/// Where user or arrival number `n` of the whole scenario lies in the unit
+/// interval, scaled to `u64`: 2^64 / golden ratio apart, so consecutive
+/// numbers land far apart and any run of them covers the interval evenly.
+fn position(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A point of the unit interval scaled to `u64` (`as` saturates).
+fn bound(x: f64) -> u64 {
+    (x * 18_446_744_073_709_551_616.0) as u64
 }
 
 /// A slice `[from, to)` of the unit interval.
@@ -83,8 +111,11 @@ pub struct Slice {
 impl Slice {
     /// No load at all.
     pub const NONE: Slice = Slice { from: 0.0, to: 0.0 };
+    /// All of it.
+    pub const FULL_RANGE: Slice = Slice { from: 0.0, to: 1.0 };
 
     pub fn new(from: f64, to: f64) -> Result<Slice, String> {
+        // NaN fails every comparison, so it is refused too.
         if !(0.0..=1.0).contains(&from) || !(0.0..=1.0).contains(&to) || from > to {
             return Err(format!(
                 "a share is a slice [from, to) with 0 <= from <= to <= 1, not [{from}, {to})"
@@ -102,13 +133,10 @@ impl Slice {
     /// slice. The same arithmetic in every process, so slices that tile
     /// the interval partition the numbers exactly.
     pub fn contains(&self, n: u64) -> bool {
-        // 2^64 / golden ratio: consecutive numbers land far apart, and any
-        // run of them covers the interval evenly.
-        let position = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // `as` saturates, and the top of the interval is closed so that
-        // the largest position belongs to the last slice.
-        let bound = |f: f64| (f * 18_446_744_073_709_551_616.0) as u64;
-        position >= bound(self.from) && (self.to >= 1.0 || position < bound(self.to))
+        // The top of the interval is closed, so that the largest position
+        // belongs to the last slice.
+        let at = position(n);
+        at >= bound(self.from) && (self.to >= 1.0 || at < bound(self.to))
     }
 }
 
@@ -144,8 +172,15 @@ pub struct ShareState {
     /// `(effective from, slice)`, in order; the first entry is at zero.
     history: Mutex<Vec<(Duration, Slice)>>,
     /// Bumped on every change, so threads re-read the history only then.
-    generation: AtomicU64,
+    /// On a cache line of its own: every thread reads it for every
+    /// arrival, and its neighbours are written as often.
+    generation: CacheLine<AtomicU64>,
 }
+
+/// A value alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct CacheLine<T>(T);
 
 impl ShareState {
     pub fn new(slice: Slice) -> Self {
@@ -163,25 +198,40 @@ impl ShareState {
         }
         ShareState {
             history: Mutex::new(history),
-            generation: AtomicU64::new(0),
+            generation: CacheLine(AtomicU64::new(0)),
         }
     }
 
-    /// Changes the slice from `now + CHANGE_LEAD` (time since the start);
-    /// returns when it takes effect.
-    pub fn set(&self, now: Duration, slice: Slice) -> Duration {
+    /// Changes the slice from `at` since the start (by default, a moment
+    /// ahead of now). `at` must leave the generator threads that moment to
+    /// see the change; a coordinator gives every process the same `at`.
+    /// Returns when the change takes effect.
+    pub fn set(
+        &self,
+        start: Instant,
+        at: Option<Duration>,
+        slice: Slice,
+    ) -> Result<Duration, String> {
         let mut history = self.lock();
-        let from = now + CHANGE_LEAD;
-        // A change not yet in effect is replaced, not stacked. (The first
-        // entry, at zero, always stays: `from` is later.)
+        // Read under the lock, so no thread can see a later change first.
+        let earliest = start.elapsed() + CHANGE_LEAD;
+        let from = at.unwrap_or(earliest);
+        if from < earliest {
+            return Err(format!(
+                "a share change must take effect at least {CHANGE_LEAD:?} ahead: \
+                 asked for {from:?} after the start, and it is {:?} now",
+                earliest - CHANGE_LEAD
+            ));
+        }
+        // A change planned for later than this one is replaced by it.
         history.retain(|(at, _)| *at < from);
         history.push((from, slice));
-        self.generation.fetch_add(1, Ordering::Release);
-        from
+        self.generation.0.fetch_add(1, Ordering::Release);
+        Ok(from)
     }
 
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.0.load(Ordering::Acquire)
     }
 
     /// A copy of the history, for a thread to look up without the lock.
@@ -208,6 +258,11 @@ impl Timeline {
     pub fn at(&self, t: Duration) -> Slice {
         let i = self.0.partition_point(|(from, _)| *from <= t);
         self.0[i.saturating_sub(1)].1
+    }
+
+    /// Every slice the process has had or will have.
+    pub fn slices(&self) -> impl Iterator<Item = Slice> + '_ {
+        self.0.iter().map(|(_, slice)| *slice)
     }
 
     /// This process's part of a rate `shape` due by `upto`: each slice's
@@ -254,21 +309,29 @@ mod tests {
 
     #[test]
     fn iteration_budgets_add_up() {
+        let cut = |from, to| Share {
+            load: Slice::new(from, to).unwrap(),
+            ..Share::FULL
+        };
         for total in [0, 1, 7, 100, 12_345] {
-            let a = Share {
-                load: Slice::new(0.0, 0.3).unwrap(),
-                ..Share::FULL
-            };
-            let b = Share {
-                load: Slice::new(0.3, 1.0).unwrap(),
-                ..Share::FULL
-            };
-            assert_eq!(a.iterations(total) + b.iterations(total), total);
-            let thirds: u64 = (0..3)
-                .map(|k| Share::k_of_n(k, 3).unwrap().iterations(total))
-                .sum();
-            assert_eq!(thirds, total);
+            for peak in [None, Some(1), Some(3), Some(10), Some(1000)] {
+                let (a, b) = (cut(0.0, 0.3), cut(0.3, 1.0));
+                assert_eq!(a.iterations(total, peak) + b.iterations(total, peak), total);
+                let tenths: u64 = (0..10)
+                    .map(|k| Share::k_of_n(k, 10).unwrap().iterations(total, peak))
+                    .sum();
+                assert_eq!(tenths, total, "{total} over {peak:?} users");
+            }
         }
+    }
+
+    #[test]
+    fn a_slice_without_users_gets_no_budget() {
+        // Users 0..10 leave [0.1, 0.2) empty.
+        let empty = Share::k_of_n(1, 10).unwrap();
+        assert!((0..10).all(|u| !empty.load.contains(u)));
+        assert_eq!(empty.iterations(100, Some(10)), 0);
+        assert!(empty.iterations(100, None) > 0, "arrivals still fall in it");
     }
 
     #[test]
@@ -290,14 +353,26 @@ mod tests {
     }
 
     #[test]
-    fn changes_take_effect_shortly_ahead() {
+    fn changes_take_effect_shortly_ahead_or_when_asked() {
+        let start = Instant::now();
         let state = ShareState::new(Slice::new(0.0, 1.0).unwrap());
         let half = Slice::new(0.0, 0.5).unwrap();
-        let from = state.set(Duration::from_secs(2), half);
-        assert_eq!(from, Duration::from_secs(2) + CHANGE_LEAD);
+        let from = state.set(start, None, half).unwrap();
+        assert!(from >= CHANGE_LEAD);
         let t = state.timeline();
-        assert_eq!(t.at(Duration::from_secs(2)).to, 1.0);
+        assert_eq!(t.at(from - Duration::from_nanos(1)).to, 1.0);
         assert_eq!(t.at(from).to, 0.5);
         assert_eq!(state.generation(), 1);
+        // An agreed instant far enough ahead is kept as given...
+        let at = Duration::from_secs(3600);
+        assert_eq!(state.set(start, Some(at), Slice::NONE), Ok(at));
+        // ...one too soon is refused, and one before a planned change
+        // replaces it.
+        assert!(state.set(start, Some(Duration::ZERO), half).is_err());
+        let sooner = Duration::from_secs(60);
+        state.set(start, Some(sooner), Slice::FULL_RANGE).unwrap();
+        let t = state.timeline();
+        assert_eq!(t.at(at).to, 1.0);
+        assert_eq!(t.slices().count(), 3);
     }
 }

@@ -23,21 +23,26 @@ pub struct Shared {
     rows: RowSplit,
     /// The part of the load this process runs, over time.
     pub share: ShareState,
+    /// How long after the run's start this process joined it (zero
+    /// unless it joined late).
+    pub began: Duration,
 }
 
 impl Shared {
     /// `began`: how long after the run's start this process joined it.
     pub fn new(plan: &Plan, share: &Share, began: Duration) -> Self {
+        let closed_peak = (!plan.load.is_open()).then_some(plan.load.users);
         Shared {
             iterations_left: plan
                 .load
                 .iterations
-                .map(|total| AtomicU64::new(share.iterations(total))),
+                .map(|total| AtomicU64::new(share.iterations(total, closed_peak))),
             stopped_at_us: AtomicU64::new(0),
             cursors: plan.feeders.iter().map(|_| AtomicUsize::new(0)).collect(),
             data_exhausted: AtomicBool::new(false),
             rows: share.rows,
             share: ShareState::joining(began, share.load),
+            began,
         }
     }
 

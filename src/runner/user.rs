@@ -176,6 +176,7 @@ impl User {
                 }
                 Err(failure) => Err(failure),
             };
+            let done = Instant::now();
             let (response, judged) = match answer {
                 Ok(response) => {
                     let judged = engine::judge(step, &response);
@@ -191,7 +192,6 @@ impl User {
                 ),
             };
             let failed = failure.is_some();
-            let done = Instant::now();
             let sample = flight.sample(done, response.as_ref(), failure);
             self.recorder
                 .borrow_mut()

@@ -79,6 +79,12 @@ impl Arrivals {
         self.next
     }
 
+    /// Skips every arrival due before `t`, without computing them.
+    pub fn skip_to(&mut self, t: Duration) {
+        let due_before = (self.shape.integral(t) - self.offset).ceil().max(0.0);
+        self.next = self.next.max(due_before as u64);
+    }
+
     /// Arrivals of a rate `shape`, none at or after `end`.
     pub fn new(shape: Shape, end: Option<Duration>, offset: f64) -> Self {
         Arrivals {

@@ -11,6 +11,7 @@ use loadctl::metrics::{ErrorKind, Sample, Snapshot};
 use loadctl::plan::{self, Overrides, Plan};
 use loadctl::runner::collector::Collector;
 use loadctl::runner::{self, RowSplit, RunOptions, Share, Slice};
+use loadctl::schedule::Arrivals;
 use tokio_util::sync::CancellationToken;
 
 use super::server::TestServer;
@@ -56,7 +57,8 @@ fn run_shares(plan: &Arc<Plan>, shares: &[Share]) -> Vec<RunSummary> {
         }
         let mut summaries = Vec::new();
         for handle in handles {
-            summaries.push(handle.wait().await.unwrap());
+            let ended = tokio::time::timeout(Duration::from_secs(60), handle.wait()).await;
+            summaries.push(ended.expect("the run ended within a minute").unwrap());
         }
         summaries
     })
@@ -123,74 +125,122 @@ fn complementary_shares_of_a_rate_add_up_to_the_planned_arrivals() {
 }
 
 #[test]
-fn a_share_changed_mid_run_halves_the_rate_and_back() {
+fn a_share_changed_mid_run_runs_exactly_the_arrivals_of_each_share() {
     let server = TestServer::start();
     let text = format!(
-        "[target]\nbase_url = \"{}\"\n[load]\nrate = 400\nduration = \"10s\"\nmax_users = 50\n\
+        "[target]\nbase_url = \"{}\"\n[load]\nrate = 400\nduration = \"6s\"\nmax_users = 50\n\
          [[flow]]\n  [[flow.step]]\n  path = \"/ok\"\n",
         server.url()
     );
     let plan = plan(&text);
+    let half = share(0.0, 0.5, 0, 1);
     let (summary, halved_from, full_from) = runtime().block_on(async {
         let handle = runner::start(plan.clone(), options(Share::FULL), CancellationToken::new());
         let mut handle = handle.await.unwrap();
-        let mut halved_from = Duration::ZERO;
-        let mut full_from = Duration::ZERO;
+        let mut halved_from = None;
+        let mut full_from = None;
         while let Some(progress) = handle.next_progress().await {
-            let half = share(0.0, 0.5, 0, 1);
             match progress.elapsed.as_secs() {
-                2 => halved_from = handle.set_share(half).unwrap(),
-                5 => full_from = handle.set_share(Share::FULL).unwrap(),
+                1 => halved_from = Some(handle.set_share(half).unwrap()),
+                3 => full_from = Some(handle.set_share(Share::FULL).unwrap()),
                 _ => {}
             }
         }
         (handle.wait().await.unwrap(), halved_from, full_from)
     });
-    // A change takes effect a moment after it is asked for (it is asked
-    // for when a second's progress arrives, so on a slow machine later).
-    // The mean rate of the seconds wholly under each share is compared;
-    // the run's last second is partial and left out.
-    let last = summary.series.last().unwrap().t;
-    let mean_started = |from: Duration, to: Duration| {
-        let whole: Vec<f64> = summary
-            .series
-            .iter()
-            .filter(|p| p.t < last && p.t > 1)
-            .filter(|p| Duration::from_secs(p.t - 1) >= from && Duration::from_secs(p.t) <= to)
-            .map(|p| p.started as f64)
-            .collect();
-        assert!(!whole.is_empty(), "no whole second in {from:?}..{to:?}");
-        whole.iter().sum::<f64>() / whole.len() as f64
-    };
-    let before = mean_started(Duration::ZERO, halved_from);
-    let halved = mean_started(halved_from, full_from);
-    let after = mean_started(full_from, Duration::MAX);
-    let near = |got: f64, want: f64| (got - want).abs() <= want * 0.15;
-    assert!(near(before, 400.0), "before: {before}/s");
-    assert!(near(halved, 200.0), "halved: {halved}/s");
-    assert!(near(after, 400.0), "after: {after}/s");
+    let (halved_from, full_from) = (halved_from.unwrap(), full_from.unwrap());
+    // Every arrival of the schedule, judged by the share in effect when it
+    // was due: exactly those ran or were dropped.
+    let mut arrivals = Arrivals::new(plan.load.shape.clone(), plan.load.duration, 0.0);
+    let (mut expected, mut due_halved, mut run_halved) = (0u64, 0u64, 0u64);
+    loop {
+        let n = arrivals.next_index();
+        let Some(at) = arrivals.next() else { break };
+        let halved = at >= halved_from && at < full_from;
+        due_halved += halved as u64;
+        if !halved || half.load.contains(n) {
+            expected += 1;
+            run_halved += halved as u64;
+        }
+    }
+    assert_eq!(summary.totals.requests + summary.dropped, expected);
     assert_eq!(server.count(), summary.totals.requests);
-    assert_eq!(summary.dropped, 0);
+    // While halved, half of the arrivals due ran (give or take a few).
+    let ratio = run_halved as f64 / due_halved as f64;
+    assert!((ratio - 0.5).abs() < 0.02, "{run_halved} of {due_halved}");
 }
 
 #[test]
-fn a_closed_share_runs_its_users_and_no_others() {
+fn complementary_closed_shares_run_complementary_users() {
     let server = TestServer::start();
     let text = format!(
-        "[target]\nbase_url = \"{}\"\n[load]\nusers = 20\nduration = \"3s\"\n\
-         [[flow]]\nthink_time = \"50ms\"\n  [[flow.step]]\n  path = \"/ok\"\n",
+        "[target]\nbase_url = \"{}\"\n[load]\nusers = 20\nduration = \"2s\"\n\
+         [[flow]]\nthink_time = \"50ms\"\n  [[flow.step]]\n  path = \"/echo/{{{{ vu }}}}\"\n",
         server.url()
     );
     let plan = plan(&text);
-    let half = share(0.0, 0.5, 0, 1);
-    let summaries = run_shares(&plan, &[half]);
-    let expected = (0..20).filter(|u| half.load.contains(*u)).count() as u64;
-    assert!((8..=12).contains(&expected));
-    // Every second but the last (when users stop) has exactly those users.
-    let series = &summaries[0].series;
-    for point in &series[..series.len() - 1] {
-        assert_eq!(point.users, expected, "second {}", point.t);
-    }
+    let (a, b) = (share(0.0, 0.37, 0, 1), share(0.37, 1.0, 0, 1));
+    let summaries = run_shares(&plan, &[a, b]);
+    // The user's number is in the path: together the two shares ran users
+    // 0 to 19, and (by their peaks) none of them twice.
+    let seen: HashSet<String> = server.paths().into_iter().collect();
+    let expected: HashSet<String> = (0..20).map(|u| format!("/echo/{u}")).collect();
+    assert_eq!(seen, expected);
+    let peak = |s: &RunSummary| s.series.iter().map(|p| p.users).max().unwrap_or(0);
+    let in_a = (0..20).filter(|u| a.load.contains(*u)).count() as u64;
+    assert_eq!(peak(&summaries[0]), in_a);
+    assert_eq!(peak(&summaries[1]), 20 - in_a);
+}
+
+#[test]
+fn a_budget_bound_run_ends_when_its_budget_is_spent_whatever_the_share() {
+    let server = TestServer::start();
+    let text = format!(
+        "[target]\nbase_url = \"{}\"\n[load]\nusers = 3\niterations = 100\n\
+         [[flow]]\nthink_time = \"5ms\"\n  [[flow.step]]\n  path = \"/ok\"\n",
+        server.url()
+    );
+    let plan = plan(&text);
+    // Four equal shares of three users: one share holds none of them.
+    let quarters: Vec<Share> = (0..4).map(|k| Share::k_of_n(k, 4).unwrap()).collect();
+    let summaries = run_shares(&plan, &quarters);
+    let total: u64 = summaries.iter().map(|s| s.iterations).sum();
+    assert_eq!(total, 100);
+    // A share narrowed mid-run parks users; the run still ends.
+    let summary = runtime().block_on(async {
+        let handle = runner::start(plan.clone(), options(Share::FULL), CancellationToken::new());
+        let handle = handle.await.unwrap();
+        handle.set_share(share(0.0, 0.2, 0, 1)).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), handle.wait())
+            .await
+            .expect("the run ended")
+            .unwrap()
+    });
+    assert_eq!(summary.iterations, 100);
+}
+
+#[test]
+fn a_process_that_joins_late_runs_only_what_is_due_after_it_joined() {
+    let server = TestServer::start();
+    let text = format!(
+        "[target]\nbase_url = \"{}\"\n[load]\nrate = 100\nduration = \"4s\"\n\
+         [[flow]]\n  [[flow.step]]\n  path = \"/ok\"\n",
+        server.url()
+    );
+    let plan = plan(&text);
+    let summary = runtime().block_on(async {
+        let options = RunOptions {
+            start_at: Some(SystemTime::now() - Duration::from_secs(2)),
+            ..options(Share::FULL)
+        };
+        let handle = runner::start(plan.clone(), options, CancellationToken::new());
+        handle.await.unwrap().wait().await.unwrap()
+    });
+    // 100/s from 0 to 4 s, joined a little over 2 s in: just under 200
+    // arrivals are its.
+    let arrivals = summary.totals.requests + summary.dropped;
+    assert!((150..=200).contains(&arrivals), "{arrivals}");
+    assert_eq!(server.count(), summary.totals.requests);
 }
 
 #[test]
