@@ -211,14 +211,24 @@ pub struct Cumulative {
     pub latency_ms: Latency,
 }
 
+/// How one threshold fared.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThresholdResult {
     pub metric: String,
     pub expression: String,
-    /// `None` when nothing was measured (a step that sent no request).
+    /// `None` when there was no data: the step (or, for the other
+    /// metrics, the whole run) sent no request. Such a threshold is not
+    /// evaluated, and `passed` is false, whatever its expression.
     pub observed: Option<f64>,
     pub unit: Unit,
     pub passed: bool,
+}
+
+impl ThresholdResult {
+    /// Whether there was data to judge the threshold on.
+    pub fn evaluated(&self) -> bool {
+        self.observed.is_some()
+    }
 }
 
 /// The unit a threshold's value is in, so reports can print it.

@@ -124,8 +124,11 @@ struct ServiceRow {
 #[derive(Serialize)]
 struct ThresholdRow {
     passed: bool,
+    /// Not evaluated: there was no data (it failed).
+    no_data: bool,
     metric: String,
     expression: String,
+    /// The observed value, or why there is none.
     observed: String,
 }
 
@@ -258,9 +261,10 @@ fn view(s: &RunSummary) -> View {
             .iter()
             .map(|t| ThresholdRow {
                 passed: t.passed,
+                no_data: !t.evaluated(),
                 metric: t.metric.clone(),
                 expression: t.expression.clone(),
-                observed: super::observed(t),
+                observed: super::no_data(t).unwrap_or_else(|| super::observed(t)),
             })
             .collect(),
         status: matrix(s, |st| &st.status_codes, status_class),
@@ -906,6 +910,18 @@ mod tests {
         // Closed model: a users chart, no arrival-rate chart.
         assert!(html.contains("active users"));
         assert!(!html.contains("Arrival rate"));
+    }
+
+    #[test]
+    fn a_threshold_without_data_reads_as_not_evaluated() {
+        let mut summary = test_summary();
+        summary.thresholds[0].metric = "step:create, new".to_string();
+        summary.thresholds[0].observed = None;
+        summary.thresholds[0].passed = false;
+        let html = page(&summary);
+        assert!(html.contains("2 of 2 thresholds failed"), "{html}");
+        assert!(html.contains("✗ not evaluated"));
+        assert!(html.contains("no data: step `create, new` sent no request"));
     }
 
     #[test]

@@ -190,6 +190,18 @@ pub fn observed(t: &ThresholdResult) -> String {
     }
 }
 
+/// Why a threshold was not evaluated, for people; `None` when it was.
+/// Every report says it the same way.
+pub fn no_data(t: &ThresholdResult) -> Option<String> {
+    if t.evaluated() {
+        return None;
+    }
+    Some(match t.metric.strip_prefix("step:") {
+        Some(step) => format!("no data: step `{}` sent no request", step.trim()),
+        None => "no data: the run sent no request".to_string(),
+    })
+}
+
 /// Writes a file atomically: to a temporary file in the same folder, then
 /// renamed over the target, so a reader never sees half a report.
 pub fn write_atomic(
@@ -399,6 +411,16 @@ mod tests {
         let mut none = summary.thresholds[0].clone();
         none.observed = None;
         assert_eq!(observed(&none), "no data");
+        assert_eq!(no_data(&summary.thresholds[0]), None);
+        assert_eq!(
+            no_data(&none).as_deref(),
+            Some("no data: the run sent no request")
+        );
+        none.metric = "step:create, new".to_string();
+        assert_eq!(
+            no_data(&none).as_deref(),
+            Some("no data: step `create, new` sent no request")
+        );
         assert_eq!(short(1234.56), "1235");
         assert_eq!(short(12.345), "12.3");
         assert_eq!(short(0.126), "0.13");

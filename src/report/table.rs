@@ -114,13 +114,11 @@ pub fn render(summary: &RunSummary) -> String {
         let _ = writeln!(out, "\nthresholds:");
         for t in &summary.thresholds {
             let mark = if t.passed { "✓" } else { "✗" };
-            let _ = writeln!(
-                out,
-                "  {mark} {}: {}  (observed {})",
-                t.metric,
-                t.expression,
-                super::observed(t)
-            );
+            let outcome = match super::no_data(t) {
+                Some(why) => format!("not evaluated, {why}"),
+                None => format!("observed {}", super::observed(t)),
+            };
+            let _ = writeln!(out, "  {mark} {}: {}  ({outcome})", t.metric, t.expression);
         }
     }
     out
@@ -144,5 +142,27 @@ fn ms(v: Option<&f64>) -> String {
     match v {
         Some(v) => short(*v),
         None => "-".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_summary;
+
+    #[test]
+    fn thresholds_show_the_observed_value_or_why_there_is_none() {
+        let mut summary = test_summary();
+        summary.thresholds[0].metric = "step:create, new".to_string();
+        summary.thresholds[0].observed = None;
+        summary.thresholds[0].passed = false;
+        let text = render(&summary);
+        assert!(
+            text.contains(
+                "✗ step:create, new: p(95) < 500ms  (not evaluated, no data: step `create, new` sent no request)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("✗ step:list: error_rate < 0.01  (observed 2%)"));
     }
 }

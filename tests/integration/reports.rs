@@ -421,3 +421,51 @@ fn live_metrics_are_served_during_the_run() {
         "the endpoint closes with the run"
     );
 }
+
+#[test]
+fn thresholds_on_a_step_without_requests_are_not_evaluated_and_fail_everywhere() {
+    // `item` is never reached: the step before it always fails, and a
+    // failed step ends the iteration.
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 1\niterations = 3",
+            "[[flow.step]]\nname = \"first\"\npath = \"/status/500\"\n\
+             [[flow.step]]\nname = \"item\"\npath = \"/ok\"",
+            "[thresholds]\n\"step:item\" = [\"error_rate < 0.05\", \"p(99) < 800ms\", \"count < 10\"]\n",
+        ),
+    );
+    let out = dir.path().join("out");
+    let run = loadctl()
+        .args(["run", "-q"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let table = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
+    let s = summary(&out);
+    assert_eq!(s["steps"][1]["requests"], 0, "item was never reached");
+    assert_eq!(s["thresholds_passed"], false);
+    let why = "no data: step `item` sent no request";
+    for t in s["thresholds"].as_array().unwrap() {
+        let expr = t["expression"].as_str().unwrap();
+        assert_eq!(t["observed"], serde_json::Value::Null, "{expr}");
+        assert_eq!(t["passed"], false, "{expr}");
+        assert!(
+            table.contains(&format!("✗ step:item: {expr}  (not evaluated, {why})")),
+            "{expr}:\n{table}"
+        );
+    }
+    let junit = read(out.join("junit.xml"));
+    assert!(junit.contains(r#"tests="3" failures="3""#), "{junit}");
+    assert_eq!(junit.matches(&format!("not evaluated, {why}")).count(), 3);
+    let html = read(out.join("report.html"));
+    assert!(html.contains("3 of 3 thresholds failed"));
+    assert_eq!(html.matches("✗ not evaluated").count(), 3);
+    assert_eq!(html.matches(why).count(), 3);
+}
