@@ -133,14 +133,9 @@ pub fn write_history(summary: &RunSummary, out: &mut dyn Write) -> std::io::Resu
     let mut csv = ::csv::Writer::from_writer(out);
     csv.write_record(HISTORY_HEADER)?;
     for point in &summary.series {
-        // `rps` covers the interval as it really was (the last one is
-        // usually shorter than a second); failures per second use the same
-        // span.
-        let failures_per_s = if point.requests > 0 {
-            point.rps * point.failures as f64 / point.requests as f64
-        } else {
-            0.0
-        };
+        // Rates are per second of the interval's real length (the last one
+        // may be shorter or a little longer than a second).
+        let failures_per_s = point.failures_per_second();
         let total = &point.cumulative;
         let mut row = vec![
             (start + point.t as i64).to_string(),

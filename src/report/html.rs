@@ -468,6 +468,8 @@ struct Chart {
     y_ticks: Vec<Tick>,
     lines: Vec<Line>,
     hovers: Vec<Hover>,
+    /// A note when the last point covers less than a second.
+    partial: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -528,7 +530,7 @@ fn charts(s: &RunSummary, open: bool) -> Vec<Chart> {
             series,
             &[
                 spec("requests/s", "c0", false, |p| Some(p.rps)),
-                spec("failures/s", "c1", false, failures_per_second),
+                spec("failures/s", "c1", false, |p| Some(p.failures_per_second())),
             ],
         ),
         chart(
@@ -567,11 +569,13 @@ fn charts(s: &RunSummary, open: bool) -> Vec<Chart> {
         let mut arrivals = vec![
             spec("target rate", "c4", true, |p| Some(p.target)),
             spec("achieved (iterations started/s)", "c0", false, |p| {
-                Some(p.started as f64)
+                Some(p.per_second(p.started))
             }),
         ];
         if s.dropped > 0 {
-            arrivals.push(spec("dropped/s", "c1", false, |p| Some(p.dropped as f64)));
+            arrivals.push(spec("dropped/s", "c1", false, |p| {
+                Some(p.per_second(p.dropped))
+            }));
         }
         charts.push(chart(
             "Arrival rate",
@@ -595,15 +599,6 @@ fn charts(s: &RunSummary, open: bool) -> Vec<Chart> {
     charts
 }
 
-/// Over the same span as `rps` (the last interval is usually shorter).
-fn failures_per_second(p: &SeriesPoint) -> Option<f64> {
-    Some(if p.requests == 0 {
-        0.0
-    } else {
-        p.rps * p.failures as f64 / p.requests as f64
-    })
-}
-
 /// More ticks than any sensible axis has.
 const MAX_TICKS: usize = 32;
 
@@ -614,7 +609,9 @@ fn chart(
     series: &[SeriesPoint],
     specs: &[Spec],
 ) -> Chart {
-    let x_max = series.iter().map(|p| p.t).max().unwrap_or(1).max(1) as f64;
+    // Each point sits at the real end of its interval: the last one may
+    // end within a second, or a little after one.
+    let x_max = series.iter().map(SeriesPoint::end_s).fold(1.0, f64::max);
     let y_data = series
         .iter()
         .flat_map(|p| specs.iter().filter_map(|s| (s.value)(p)))
@@ -662,7 +659,7 @@ fn chart(
             for p in series {
                 match (spec.value)(p) {
                     Some(v) => {
-                        let (px, py) = (coord(x(p.t as f64)), coord(y(v)));
+                        let (px, py) = (coord(x(p.end_s())), coord(y(v)));
                         current.push(format!("{px},{py}"));
                         if with_dots {
                             dots.push((px, py));
@@ -697,16 +694,21 @@ fn chart(
                         format!("{} {v}", s.label)
                     })
                     .collect();
+                let at = x(p.end_s());
                 Hover {
-                    x: coord((x(p.t as f64) - width / 2.0).max(LEFT)),
-                    width: coord(width.min(x(p.t as f64) - LEFT + width / 2.0)),
-                    text: format!("{}: {}", time_label(p.t as f64, 0.0), values.join(" · ")),
+                    x: coord((at - width / 2.0).max(LEFT)),
+                    width: coord(width.min(at - LEFT + width / 2.0)),
+                    text: format!("{}: {}", interval_label(p), values.join(" · ")),
                 }
             })
             .collect()
     } else {
         Vec::new()
     };
+    let partial = series
+        .last()
+        .filter(|p| p.is_partial())
+        .map(|p| partial_note(p.span_s));
 
     Chart {
         title,
@@ -722,7 +724,27 @@ fn chart(
         y_ticks,
         lines,
         hovers,
+        partial,
     }
+}
+
+/// The hover title of a point: the second it ends, or, when it is not
+/// one second long, where it starts and how long it is (`6s + 0.4 s`).
+fn interval_label(p: &SeriesPoint) -> String {
+    if (p.span_s - 1.0).abs() < 1e-9 {
+        time_label(p.t as f64, 0.0)
+    } else {
+        let from = time_label(p.t.saturating_sub(1) as f64, 0.0);
+        format!("{from} + {} s", short(p.span_s))
+    }
+}
+
+/// Said under each chart when the run ended within its last second.
+fn partial_note(span_s: f64) -> String {
+    format!(
+        "The run ended {} s into its last second: the last point covers only that, and its rates are per second of it.",
+        short(span_s)
+    )
 }
 
 /// The y axis's top and tick step: about four ticks at a 1-2-5 step, with
@@ -934,6 +956,35 @@ mod tests {
         assert!(html.contains("Arrival rate"));
         assert!(html.contains("Corrected latency vs service time"));
         assert!(html.contains(">49.5 "), "the achieved arrival rate");
+    }
+
+    #[test]
+    fn a_partial_last_second_is_drawn_at_its_real_end_and_marked() {
+        let summary = test_summary();
+        let html = page(&summary);
+        // Every chart says so, once.
+        let note = "The run ended 0.5 s into its last second";
+        assert_eq!(html.matches(note).count(), 3, "{html}");
+        // The axis runs to the real end (1.5 s), where the last point sits.
+        let throughput = chart(
+            "t",
+            "u",
+            "n",
+            &summary.series,
+            &[spec("requests/s", "c0", false, |p| Some(p.rps))],
+        );
+        assert_eq!(
+            throughput.lines[0].dots.last().map(|d| d.0.as_str()),
+            Some(coord(RIGHT).as_str())
+        );
+        assert!(
+            html.contains("1s + 0.5 s: requests&#x2f;s 80"),
+            "the hover box"
+        );
+        // A whole last second: no note.
+        let mut whole = summary.clone();
+        whole.series.truncate(1);
+        assert!(!page(&whole).contains(note));
     }
 
     #[test]

@@ -233,7 +233,8 @@ pub fn write_atomic(
 
 /// A small summary with known numbers, for the reporters' unit tests: a
 /// closed run with one busy step (2 failures out of 100), one step that
-/// sent nothing, two seconds of series and a failing threshold.
+/// sent nothing, two seconds of series (the last one partial: the run
+/// ended half a second into it) and a failing threshold.
 #[cfg(test)]
 pub(crate) fn test_summary() -> RunSummary {
     use crate::metrics::summary::*;
@@ -278,15 +279,16 @@ pub(crate) fn test_summary() -> RunSummary {
         method: Some("POST".to_string()),
         ..StepStats::default()
     };
-    let point = |t: u64, requests: u64, rps: f64, so_far: u64| SeriesPoint {
+    let point = |t: u64, requests: u64, span_s: f64, so_far: u64| SeriesPoint {
         t,
+        span_s,
         target: 4.0,
         users: 4,
         started: requests,
         dropped: 0,
         requests,
         failures: 1,
-        rps,
+        rps: requests as f64 / span_s,
         bytes_in: requests * 600,
         latency_ms: latency.clone(),
         service_time_ms: latency.clone(),
@@ -345,7 +347,7 @@ pub(crate) fn test_summary() -> RunSummary {
             },
         ],
         thresholds_passed: false,
-        series: vec![point(1, 60, 60.0, 60), point(2, 40, 80.0, 100)],
+        series: vec![point(1, 60, 1.0, 60), point(2, 40, 0.5, 100)],
         failures: vec![FailureEntry {
             step: "list".to_string(),
             method: "GET".to_string(),
