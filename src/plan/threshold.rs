@@ -268,6 +268,13 @@ fn parse_aggregate(text: &str) -> Result<Aggregate, String> {
     })
 }
 
+/// Parses a latency as thresholds write it (`500ms`, `250us`, `1.5s`,
+/// `1m`, or a bare number of milliseconds, as in k6) into milliseconds;
+/// also for `report --compare --min-change`.
+pub fn parse_latency_ms(text: &str) -> Result<f64, String> {
+    parse_value(text.trim(), Unit::Ms)
+}
+
 fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))

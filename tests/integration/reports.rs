@@ -297,7 +297,8 @@ fn compare_passes_a_run_against_itself_and_fails_a_planted_regression() {
 
     let mut worse = s.clone();
     let p95 = worse["steps"][0]["latency_ms"]["p95"].as_f64().unwrap();
-    worse["steps"][0]["latency_ms"]["p95"] = (p95 * 1.5 + 1.0).into();
+    // Past the 2 ms floor as well as the 10% limit.
+    worse["steps"][0]["latency_ms"]["p95"] = (p95 * 1.5 + 5.0).into();
     let rps = worse["totals"]["rps"].as_f64().unwrap();
     worse["totals"]["rps"] = (rps * 0.8).into();
     let current = write(dir.path(), "worse.json", &worse.to_string());
@@ -318,6 +319,66 @@ fn compare_passes_a_run_against_itself_and_fails_a_planted_regression() {
         .assert()
         .code(1)
         .stdout(predicates::str::contains("1 regression beyond 25%"));
+}
+
+#[test]
+fn compare_ignores_latency_jitter_under_the_floor_and_no_more() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = run_into(&server, dir.path(), &[]);
+    // Two identical runs on loopback: p95 from 1 ms to 2.72 ms (+172%).
+    s["totals"]["latency_ms"]["p95"] = 1.0.into();
+    let base = write(dir.path(), "base.json", &s.to_string());
+    s["totals"]["latency_ms"]["p95"] = 2.72.into();
+    let jitter = write(dir.path(), "jitter.json", &s.to_string());
+    let compare = |extra: &[&str], current: &Path| {
+        loadctl()
+            .args(["report", "--compare"])
+            .arg(&base)
+            .arg(current)
+            .args(extra)
+            .assert()
+    };
+    compare(&[], &jitter)
+        .code(0)
+        .stdout(predicates::str::contains("under 2ms"))
+        .stdout(predicates::str::contains("no regression beyond 10%"));
+    // A lower floor makes the same rise a regression.
+    compare(&["--min-change", "1ms"], &jitter)
+        .code(1)
+        .stdout(predicates::str::contains("Aggregated: p95 up 172%"));
+    compare(&["--min-change", "0"], &jitter).code(1);
+    // A rise past the floor and the limit is a regression by default.
+    s["totals"]["latency_ms"]["p95"] = 3.5.into();
+    let slower = write(dir.path(), "slower.json", &s.to_string());
+    compare(&[], &slower)
+        .code(1)
+        .stdout(predicates::str::contains("1 regression beyond 10%"));
+    // ... and no longer one with a higher floor.
+    compare(&["--min-change", "3ms"], &slower).code(0);
+    // Improvements never are.
+    loadctl()
+        .args(["report", "--compare"])
+        .arg(&slower)
+        .arg(&base)
+        .assert()
+        .code(0);
+    // The floor means nothing without --compare, and must be a latency.
+    loadctl()
+        .arg("report")
+        .arg(&base)
+        .args(["--min-change", "1ms"])
+        .assert()
+        .code(2);
+    compare(&["--min-change", "5%"], &jitter)
+        .code(2)
+        .stderr(predicates::str::contains("--min-change"));
+    loadctl()
+        .args(["report", "--help"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("--min-change"))
+        .stdout(predicates::str::contains("default: 2ms"));
 }
 
 #[test]
