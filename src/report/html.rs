@@ -18,6 +18,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value};
 use serde::Serialize;
 
+use super::plural;
 use crate::metrics::summary::{Latency, RunSummary, SeriesPoint, StepStats};
 use crate::units::short;
 
@@ -175,12 +176,19 @@ fn view(s: &RunSummary) -> View {
     } else if failed == 0 {
         Verdict {
             class: "pass",
-            text: format!("all {} thresholds passed", s.thresholds.len()),
+            text: match s.thresholds.len() {
+                1 => "the threshold passed".to_string(),
+                n => format!("all {n} thresholds passed"),
+            },
         }
     } else {
+        let n = s.thresholds.len();
         Verdict {
             class: "fail",
-            text: format!("{failed} of {} thresholds failed", s.thresholds.len()),
+            text: format!(
+                "{failed} of {n} {} failed",
+                plural(n as u64, "threshold", "thresholds")
+            ),
         }
     };
     let mut facts = vec![
@@ -195,7 +203,11 @@ fn view(s: &RunSummary) -> View {
                 run.model,
                 run.pattern,
                 run.users,
-                if open { "max users" } else { "users" }
+                if open {
+                    plural(run.users, "max user", "max users")
+                } else {
+                    plural(run.users, "user", "users")
+                }
             ),
         },
         Fact {
@@ -216,7 +228,12 @@ fn view(s: &RunSummary) -> View {
         },
         Fact {
             label: "http",
-            value: format!("{} · {} generator threads", run.http, run.threads),
+            value: format!(
+                "{} · {} generator {}",
+                run.http,
+                run.threads,
+                plural(run.threads as u64, "thread", "threads")
+            ),
         },
     ];
     if let Some(seed) = run.seed {
@@ -318,7 +335,11 @@ fn cards(s: &RunSummary, open: bool) -> Vec<Card> {
         Card {
             label: "throughput",
             value: format!("{} /s", rate(t.rps)),
-            note: format!("{} iterations", grouped(s.iterations)),
+            note: format!(
+                "{} {}",
+                grouped(s.iterations),
+                plural(s.iterations, "iteration", "iterations")
+            ),
             bad: false,
         },
         Card {
@@ -874,7 +895,11 @@ fn limits(s: &RunSummary) -> String {
         parts.push(format!("duration {}", seconds(d)));
     }
     if let Some(n) = s.run.iterations_limit {
-        parts.push(format!("{} iterations", grouped(n)));
+        parts.push(format!(
+            "{} {}",
+            grouped(n),
+            plural(n, "iteration", "iterations")
+        ));
     }
     if parts.is_empty() {
         "none".to_string()
@@ -886,6 +911,7 @@ fn limits(s: &RunSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::summary::FailureEntry;
     use crate::report::test_summary;
 
     fn page(summary: &RunSummary) -> String {
@@ -985,6 +1011,44 @@ mod tests {
         let mut whole = summary.clone();
         whole.series.truncate(1);
         assert!(!page(&whole).contains(note));
+    }
+
+    #[test]
+    fn one_of_a_thing_is_singular() {
+        let mut summary = test_summary();
+        summary.run.users = 1;
+        summary.run.threads = 1;
+        summary.run.iterations_limit = Some(1);
+        summary.iterations = 1;
+        summary.thresholds.truncate(1);
+        summary.failures = (0..FAILURE_ROWS + 1)
+            .map(|i| FailureEntry {
+                message: format!("failure {i}"),
+                ..summary.failures[0].clone()
+            })
+            .collect();
+        let html = page(&summary);
+        for good in [
+            "constant · 1 user<",
+            "1 generator thread<",
+            ">1 iteration<",
+            "duration 10 s, 1 iteration<",
+            "the threshold passed",
+            "and 1 more distinct failure ",
+        ] {
+            assert!(html.contains(good), "{good}");
+        }
+        summary.thresholds[0].passed = false;
+        assert!(page(&summary).contains("1 of 1 threshold failed"));
+        for bad in [
+            "1 users",
+            "1 threads",
+            "1 iterations",
+            "1 thresholds",
+            "1 more distinct failures",
+        ] {
+            assert!(!html.contains(bad), "{bad}");
+        }
     }
 
     #[test]

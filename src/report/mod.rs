@@ -190,6 +190,16 @@ pub fn observed(t: &ThresholdResult) -> String {
     }
 }
 
+/// `singular` for one, `plural` for any other count, so no report says
+/// "1 users".
+pub fn plural(n: u64, singular: &'static str, plural: &'static str) -> &'static str {
+    if n == 1 {
+        singular
+    } else {
+        plural
+    }
+}
+
 /// Why a threshold was not evaluated, for people; `None` when it was.
 /// Every report says it the same way.
 pub fn no_data(t: &ThresholdResult) -> Option<String> {

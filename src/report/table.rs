@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
+use super::plural;
 use crate::metrics::summary::{RunSummary, StepStats};
 use crate::units::short;
 
@@ -25,20 +26,21 @@ pub fn render(summary: &RunSummary) -> String {
         ""
     };
     let _ = writeln!(out, "\n{}{state}", run.name);
+    let users = if run.model == "open" {
+        plural(run.users, "max user", "max users")
+    } else {
+        plural(run.users, "user", "users")
+    };
     let _ = writeln!(
         out,
-        "  target {}  ·  {} model, {} pattern, {} {}  ·  {:.1}s  ·  {} iterations",
+        "  target {}  ·  {} model, {} pattern, {} {users}  ·  {:.1}s  ·  {} {}",
         run.target,
         run.model,
         run.pattern,
         run.users,
-        if run.model == "open" {
-            "max users"
-        } else {
-            "users"
-        },
         run.elapsed_s,
-        summary.iterations
+        summary.iterations,
+        plural(summary.iterations, "iteration", "iterations"),
     );
     let mut table = Table::new();
     table
@@ -149,6 +151,21 @@ fn ms(v: Option<&f64>) -> String {
 mod tests {
     use super::*;
     use crate::report::test_summary;
+
+    #[test]
+    fn one_of_a_thing_is_singular() {
+        let mut summary = test_summary();
+        assert!(render(&summary).contains("4 users  ·  10.0s  ·  98 iterations"));
+        summary.run.users = 1;
+        summary.iterations = 1;
+        let text = render(&summary);
+        assert!(
+            text.contains("1 user  ·  10.0s  ·  1 iteration\n"),
+            "{text}"
+        );
+        summary.run.model = "open".to_string();
+        assert!(render(&summary).contains("1 max user  ·"));
+    }
 
     #[test]
     fn thresholds_show_the_observed_value_or_why_there_is_none() {
