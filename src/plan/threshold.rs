@@ -338,7 +338,7 @@ mod tests {
     #[test]
     fn every_expression_on_a_step_or_run_without_requests_has_no_data_and_fails() {
         // The test summary's step `create, new` sent no request.
-        let mut summary = crate::report::test_summary();
+        let mut summary = crate::metrics::summary::test_summary();
         let steps = vec!["list".to_string(), "create, new".to_string()];
         let idle = [
             "error_rate < 0.05",

@@ -526,22 +526,8 @@ mod tests {
 
     fn finish(c: Collector, plan: &Plan, elapsed_s: f64) -> RunSummary {
         let info = RunInfo {
-            id: String::new(),
-            name: "t".into(),
-            scenario_file: None,
-            target: "t".into(),
-            http: "auto".into(),
-            model: "open".into(),
-            pattern: "constant".into(),
-            users: 10,
-            seed: None,
-            duration_s: Some(3.0),
-            iterations_limit: None,
-            threads: 1,
-            started_at: "2026-01-01T00:00:00Z".into(),
-            ended_at: "2026-01-01T00:00:03Z".into(),
             elapsed_s,
-            interrupted: false,
+            ..crate::metrics::summary::test_summary().run
         };
         let shares = ShareState::new(Slice::new(0.0, 1.0).unwrap());
         c.finish(plan, info, &shares.timeline())

@@ -7,7 +7,7 @@ use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
 use crate::server::TestServer;
-use crate::{loadctl, scenario, summary, write};
+use crate::{loadctl, run_quiet, scenario, summary, write};
 
 const STATS_HEADER: &str = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
 const HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size";
@@ -499,13 +499,7 @@ fn thresholds_on_a_step_without_requests_are_not_evaluated_and_fail_everywhere()
         ),
     );
     let out = dir.path().join("out");
-    let run = loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(1);
+    let run = run_quiet(&file, &out).code(1);
     let table = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
     let s = summary(&out);
     assert_eq!(s["steps"][1]["requests"], 0, "item was never reached");

@@ -4,7 +4,7 @@
 //! `report.html`.
 
 use crate::server::TestServer;
-use crate::{loadctl, scenario, summary, write};
+use crate::{loadctl, run_quiet, scenario, summary, write};
 
 /// The shortest final stretch kept as a point of its own (`FOLD_BELOW_S`).
 const FOLD_BELOW_S: f64 = 0.25;
@@ -27,13 +27,7 @@ fn the_last_second_of_an_open_run_is_not_a_collapse() {
         ),
     );
     let out = dir.path().join("out");
-    loadctl()
-        .args(["run", "-q"])
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    run_quiet(&file, &out).success();
     let s = summary(&out);
     let elapsed = s["run"]["elapsed_s"].as_f64().unwrap();
     let series = s["series"].as_array().unwrap();
