@@ -156,6 +156,10 @@ impl Collector {
             return done;
         };
         self.closed = self.closed.max(second);
+        // Published as a generator thread labels its final snapshot: with
+        // the second before it, so whoever merges it (a coordinator's
+        // collector) never takes it for a whole second.
+        self.keep(second.saturating_sub(1), &snapshot);
         let span = span_since(second, now);
         let folds_into_last = self.series.last().is_some_and(|p| p.t + 1 == second);
         match self.last_closed.take() {
@@ -168,10 +172,6 @@ impl Collector {
                 let point = self.point(before.t, span, &last, &last.total(), before.users);
                 self.series.push(point);
                 self.last_closed = Some(last);
-                if self.keep_closed {
-                    self.closed_snapshots
-                        .push(IntervalSnapshot { second, snapshot });
-                }
             }
             last => {
                 self.last_closed = last;
@@ -216,6 +216,8 @@ impl Collector {
     }
 
     /// The merged snapshot of every second closed since the last call.
+    /// The run's final stretch comes last, labelled (as a generator thread
+    /// labels its final snapshot) with the second before it.
     pub fn take_closed(&mut self) -> Vec<IntervalSnapshot> {
         std::mem::take(&mut self.closed_snapshots)
     }
@@ -251,6 +253,7 @@ impl Collector {
             }
             let (second, (snapshot, users)) = entry.remove_entry();
             self.closed = self.closed.max(second);
+            self.keep(second, &snapshot);
             done.push(self.close(second, 1.0, snapshot, users));
         }
         if upto != u64::MAX {
@@ -265,14 +268,19 @@ impl Collector {
         self.so_far.merge(&total);
         let point = self.point(second, span_s, &snapshot, &total, users);
         self.series.push(point);
+        self.last_closed = Some(snapshot);
+        self.series.len() - 1
+    }
+
+    /// Keeps a closed interval's snapshot for [`Collector::take_closed`],
+    /// when asked to.
+    fn keep(&mut self, second: u64, snapshot: &Snapshot) {
         if self.keep_closed {
             self.closed_snapshots.push(IntervalSnapshot {
                 second,
                 snapshot: snapshot.clone(),
             });
         }
-        self.last_closed = Some(snapshot);
-        self.series.len() - 1
     }
 
     /// A point from an interval's snapshot (and `total`, its steps folded
@@ -606,6 +614,43 @@ mod tests {
         let last = s.series.last().unwrap();
         assert_eq!((last.t, last.span_s, last.target), (4, 0.4, 0.0));
         assert!((last.rps - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn closed_snapshots_merged_elsewhere_give_the_same_series() {
+        let plan = plan("users = 10\nduration = \"5s\"");
+        for end_ms in [3050, 3600] {
+            let mut worker = Collector::new(&plan, false, Duration::from_secs(3));
+            worker.keep_closed_snapshots();
+            worker.join(0);
+            for second in 1..=3 {
+                worker.add(0, second, snapshot(&plan, 200, 100, 10));
+            }
+            worker.add(0, 3, snapshot(&plan, 30, 0, 0));
+            worker.leave_at(0, Duration::from_millis(end_ms));
+            let closed = worker.take_closed();
+            let labels: Vec<u64> = closed.iter().map(|c| c.second).collect();
+            assert_eq!(labels, [1, 2, 3, 3], "the final stretch after second 3");
+            // A coordinator merging what the worker streamed.
+            let mut coordinator = Collector::new(&plan, false, Duration::from_secs(3));
+            coordinator.join(7);
+            for c in closed {
+                coordinator.add(7, c.second, c.snapshot);
+            }
+            coordinator.leave_at(7, Duration::from_millis(end_ms));
+            let elapsed = end_ms as f64 / 1000.0;
+            let (a, b) = (
+                finish(worker, &plan, elapsed),
+                finish(coordinator, &plan, elapsed),
+            );
+            let spans = |s: &RunSummary| -> Vec<(u64, f64, u64)> {
+                s.series
+                    .iter()
+                    .map(|p| (p.t, p.span_s, p.requests))
+                    .collect()
+            };
+            assert_eq!(spans(&a), spans(&b), "ending at {end_ms} ms");
+        }
     }
 
     #[test]
