@@ -58,11 +58,7 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
     if let Some(paths) = &args.compare {
-        let defaults = compare::CompareRules::default();
-        let rules = compare::CompareRules {
-            max_regression: args.max_regression.unwrap_or(defaults.max_regression),
-            min_change_ms: args.min_change.unwrap_or(defaults.min_change_ms),
-        };
+        let rules = compare::CompareRules::with(args.max_regression, args.min_change);
         return compare_runs(&paths[0], &paths[1], &rules);
     }
     let Some(path) = &args.summary else {

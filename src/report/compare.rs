@@ -66,6 +66,17 @@ pub enum Judgement {
 }
 
 impl CompareRules {
+    /// The rules with what was given, and the defaults for the rest (as
+    /// `--max-regression` and `--min-change`, parsed by [`parse_limit`]
+    /// and [`parse_min_change`], give them).
+    pub fn with(max_regression: Option<f64>, min_change_ms: Option<f64>) -> CompareRules {
+        let defaults = CompareRules::default();
+        CompareRules {
+            max_regression: max_regression.unwrap_or(defaults.max_regression),
+            min_change_ms: min_change_ms.unwrap_or(defaults.min_change_ms),
+        }
+    }
+
     /// Judges `measure` going from `base` to `current`.
     pub fn judge(&self, measure: Measure, base: f64, current: f64) -> Judgement {
         let limit = self.max_regression;

@@ -168,7 +168,9 @@ impl Collector {
                 let total = snapshot.total();
                 self.so_far.merge(&total);
                 last.merge(&snapshot);
-                let span = span_since(before.t, now);
+                // A whole second and the stretch after it (never less, were
+                // a source's clock a little ahead of this one).
+                let span = span_since(before.t, now).max(1.0);
                 let point = self.point(before.t, span, &last, &last.total(), before.users);
                 self.series.push(point);
                 self.last_closed = Some(last);
