@@ -24,7 +24,7 @@ pub struct ReportArgs {
     /// Write to this file instead of stdout (for csv: a prefix, giving PREFIX_stats.csv, PREFIX_stats_history.csv and PREFIX_failures.csv)
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
-    /// Compare two summaries; exits 1 when a step regressed beyond --max-regression
+    /// Compare two summaries; exits 1 when a step regressed beyond --max-regression (and, for latencies, by at least --min-change)
     #[arg(
         long,
         num_args = 2,
@@ -45,12 +45,21 @@ pub struct ReportArgs {
         value_parser = compare::parse_limit
     )]
     max_regression: Option<f64>,
+    /// With --compare: a latency rise smaller than this (e.g. 2ms, 500us) is never a regression, whatever its percentage; 0 turns the floor off [default: 2ms]
+    #[arg(
+        long,
+        value_name = "LATENCY",
+        requires = "compare",
+        conflicts_with = "summary",
+        value_parser = compare::parse_min_change
+    )]
+    min_change: Option<f64>,
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
     if let Some(paths) = &args.compare {
-        let limit = args.max_regression.unwrap_or(compare::DEFAULT_LIMIT);
-        return compare_runs(&paths[0], &paths[1], limit);
+        let rules = compare::CompareRules::with(args.max_regression, args.min_change);
+        return compare_runs(&paths[0], &paths[1], &rules);
     }
     let Some(path) = &args.summary else {
         unreachable!("clap requires a summary unless --compare is given");
@@ -79,7 +88,11 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-fn compare_runs(base: &Path, current: &Path, limit: f64) -> anyhow::Result<Exit> {
+fn compare_runs(
+    base: &Path,
+    current: &Path,
+    rules: &compare::CompareRules,
+) -> anyhow::Result<Exit> {
     let read = store::read_summary;
     let (base_summary, current_summary) = match (read(base), read(current)) {
         (Ok(b), Ok(c)) => (b, c),
@@ -91,7 +104,7 @@ fn compare_runs(base: &Path, current: &Path, limit: f64) -> anyhow::Result<Exit>
             base_summary.run.name, current_summary.run.name
         );
     }
-    let comparison = compare::compare(&base_summary, &current_summary, limit);
+    let comparison = compare::compare(&base_summary, &current_summary, rules);
     print!(
         "{}",
         compare::render(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::summary::StepStats;
+use super::summary::{self, StepStats};
 
 /// Cumulative per-step statistics of a run in progress.
 #[derive(Debug, Clone)]
@@ -18,7 +18,12 @@ pub struct LiveStats {
 /// A once-a-second view of a run in progress.
 #[derive(Debug, Clone)]
 pub struct Progress {
+    /// Since the start, at the end of the interval shown.
     pub elapsed: Duration,
+    /// How long the interval shown is: one second, except the run's last,
+    /// which ends when the run does (see
+    /// [`SeriesPoint`](super::summary::SeriesPoint)).
+    pub span: Duration,
     /// The planned duration, if the run is time-bound.
     pub duration: Option<Duration>,
     /// Whether `target` and `rps` are an arrival rate (open model).
@@ -30,13 +35,27 @@ pub struct Progress {
     pub requests: u64,
     pub failures: u64,
     pub dropped: u64,
-    /// Iterations started in the last second.
+    /// Iterations started in the interval (a count; see
+    /// [`Progress::started_per_second`]).
     pub started: u64,
-    /// Requests per second over the last second.
+    /// Requests per second over the interval.
     pub rps: f64,
-    /// p95 latency of the last second, in milliseconds.
+    /// p95 latency of the interval, in milliseconds (0 when no request
+    /// completed in it).
     pub p95_ms: f64,
     /// Everything so far, step by step, when the run was asked for it
     /// (`RunOptions::live_stats`).
     pub live: Option<LiveStats>,
+}
+
+impl Progress {
+    /// Iterations started per second over the interval.
+    pub fn started_per_second(&self) -> f64 {
+        summary::per_second(self.started, self.span.as_secs_f64())
+    }
+
+    /// The interval is shorter than a second: the run ended within it.
+    pub fn is_partial(&self) -> bool {
+        summary::is_partial(self.span.as_secs_f64())
+    }
 }

@@ -175,21 +175,37 @@ impl Latency {
     }
 }
 
+/// One interval of the run, normally one second long. Only the last
+/// point may have another length ([`SeriesPoint::span_s`]): the run rarely
+/// ends on a whole second. A final stretch shorter than
+/// [`FOLD_BELOW_S`] is folded into the second before it, so that point
+/// covers a little more than a second; a longer one is kept as a point of
+/// its own, shorter than a second ([`SeriesPoint::is_partial`]). Either
+/// way every rate of the point is per second of its real length, so the
+/// end of a run never reads as a collapse.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SeriesPoint {
-    /// Seconds since the start, at the end of this one-second interval.
+    /// Seconds since the start, at the end of this one-second interval
+    /// (the interval starts at `t - 1` whatever its length).
     pub t: u64,
-    /// What the pattern asked for: users (closed) or arrivals per second
-    /// (open), at the end of the interval.
+    /// How long the interval really is, in seconds: 1 except for the
+    /// run's last point. Summaries written before this field count 1.
+    #[serde(default = "one_second")]
+    pub span_s: f64,
+    /// What the pattern asked for: users (closed) at the end of the
+    /// interval, or arrivals per second (open) on average over it; 0 once
+    /// the pattern's duration is over.
     pub target: f64,
     /// Active users at the end of the interval (busy ones, in the open model).
     pub users: u64,
-    /// Iterations started in the interval (the achieved arrival rate).
+    /// Iterations started in the interval (a count; see
+    /// [`SeriesPoint::per_second`] for the achieved arrival rate).
     pub started: u64,
     /// Arrivals dropped in the interval.
     pub dropped: u64,
     pub requests: u64,
     pub failures: u64,
+    /// Requests per second over the interval's real length.
     pub rps: f64,
     pub bytes_in: u64,
     /// Latency of the requests completed in this interval.
@@ -198,6 +214,58 @@ pub struct SeriesPoint {
     pub service_time_ms: Latency,
     /// Everything from the start of the run to the end of this interval.
     pub cumulative: Cumulative,
+}
+
+/// A final stretch of the run shorter than this (in seconds) is folded
+/// into the second before it rather than drawn as a point of its own: a
+/// few milliseconds of stragglers would read as a collapse of throughput.
+pub const FOLD_BELOW_S: f64 = 0.25;
+
+fn one_second() -> f64 {
+    1.0
+}
+
+/// `count` over `span_s` seconds, as a rate per second (0 over no time).
+pub fn per_second(count: u64, span_s: f64) -> f64 {
+    if span_s > 0.0 {
+        count as f64 / span_s
+    } else {
+        0.0
+    }
+}
+
+/// An interval of `span_s` seconds is shorter than a second (with room
+/// for the rounding of a duration read from a clock).
+pub fn is_partial(span_s: f64) -> bool {
+    span_s < 1.0 - 1e-9
+}
+
+impl SeriesPoint {
+    /// A count of this interval as a rate per second of its real length.
+    pub fn per_second(&self, count: u64) -> f64 {
+        per_second(count, self.span_s)
+    }
+
+    /// Failures per second, over the same span as `rps` (also in
+    /// summaries written before `span_s`, whose last `rps` was already
+    /// scaled).
+    pub fn failures_per_second(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.rps * self.failures as f64 / self.requests as f64
+        }
+    }
+
+    /// The interval is shorter than a second: the run ended within it.
+    pub fn is_partial(&self) -> bool {
+        is_partial(self.span_s)
+    }
+
+    /// Seconds since the start at the real end of the interval.
+    pub fn end_s(&self) -> f64 {
+        self.t.saturating_sub(1) as f64 + self.span_s
+    }
 }
 
 /// Running totals at the end of a series interval (what Locust's
@@ -211,14 +279,24 @@ pub struct Cumulative {
     pub latency_ms: Latency,
 }
 
+/// How one threshold fared.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThresholdResult {
     pub metric: String,
     pub expression: String,
-    /// `None` when nothing was measured (a step that sent no request).
+    /// `None` when there was no data: the step (or, for the other
+    /// metrics, the whole run) sent no request. Such a threshold is not
+    /// evaluated, and `passed` is false, whatever its expression.
     pub observed: Option<f64>,
     pub unit: Unit,
     pub passed: bool,
+}
+
+impl ThresholdResult {
+    /// Whether there was data to judge the threshold on.
+    pub fn evaluated(&self) -> bool {
+        self.observed.is_some()
+    }
 }
 
 /// The unit a threshold's value is in, so reports can print it.
@@ -253,4 +331,166 @@ pub struct FailureEntry {
     /// Seconds since the start.
     pub first_seen_s: u64,
     pub last_seen_s: u64,
+}
+
+/// A small summary with known numbers, for the unit tests of whatever
+/// reads a summary (thresholds, reporters): a
+/// closed run with one busy step (2 failures out of 100), one step that
+/// sent nothing, two seconds of series (the last one partial: the run
+/// ended half a second into it) and a failing threshold.
+#[cfg(test)]
+pub(crate) fn test_summary() -> RunSummary {
+    let latency = Latency(
+        [
+            ("min", 0.5),
+            ("mean", 2.25),
+            ("max", 9.0),
+            ("p50", 1.5),
+            ("p66", 1.6),
+            ("p75", 1.7),
+            ("p80", 1.8),
+            ("p90", 2.0),
+            ("p95", 3.0),
+            ("p98", 4.0),
+            ("p99", 5.0),
+            ("p99.9", 6.0),
+            ("p99.99", 7.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    );
+    let busy = StepStats {
+        name: "list".to_string(),
+        method: Some("GET".to_string()),
+        requests: 100,
+        failures: 2,
+        error_rate: 0.02,
+        rps: 10.0,
+        bytes_in: 60_000,
+        bytes_out: 9_000,
+        body_bytes: 51_200,
+        latency_ms: latency.clone(),
+        service_time_ms: latency.clone(),
+        status_codes: [("200".to_string(), 98), ("500".to_string(), 2)].into(),
+        errors: [("status".to_string(), 2)].into(),
+    };
+    let idle = StepStats {
+        name: "create, new".to_string(),
+        method: Some("POST".to_string()),
+        ..StepStats::default()
+    };
+    let point = |t: u64, requests: u64, span_s: f64, so_far: u64| SeriesPoint {
+        t,
+        span_s,
+        target: 4.0,
+        users: 4,
+        started: requests,
+        dropped: 0,
+        requests,
+        failures: 1,
+        rps: requests as f64 / span_s,
+        bytes_in: requests * 600,
+        latency_ms: latency.clone(),
+        service_time_ms: latency.clone(),
+        cumulative: Cumulative {
+            requests: so_far,
+            failures: t,
+            body_bytes: so_far * 512,
+            latency_ms: latency.clone(),
+        },
+    };
+    RunSummary {
+        schema_version: SCHEMA_VERSION,
+        loadctl_version: "0.1.0".to_string(),
+        run: RunInfo {
+            id: "0123456789abcdef0123456789abcdef".to_string(),
+            name: "checkout <flow>".to_string(),
+            scenario_file: Some("scenarios/checkout.toml".to_string()),
+            target: "http://127.0.0.1:8080".to_string(),
+            http: "auto".to_string(),
+            model: "closed".to_string(),
+            pattern: "constant".to_string(),
+            users: 4,
+            seed: None,
+            duration_s: Some(10.0),
+            iterations_limit: None,
+            threads: 2,
+            started_at: "2026-01-02T03:04:05.5Z".to_string(),
+            ended_at: "2026-01-02T03:04:15.5Z".to_string(),
+            elapsed_s: 10.0,
+            interrupted: false,
+        },
+        totals: StepStats {
+            name: "Aggregated".to_string(),
+            method: None,
+            ..busy.clone()
+        },
+        steps: vec![busy, idle],
+        iterations: 98,
+        dropped: 0,
+        target_rate: None,
+        achieved_rate: None,
+        thresholds: vec![
+            ThresholdResult {
+                metric: "http_req_duration".to_string(),
+                expression: "p(95) < 500ms".to_string(),
+                observed: Some(3.0),
+                unit: Unit::Ms,
+                passed: true,
+            },
+            ThresholdResult {
+                metric: "step:list".to_string(),
+                expression: "error_rate < 0.01".to_string(),
+                observed: Some(0.02),
+                unit: Unit::Ratio,
+                passed: false,
+            },
+        ],
+        thresholds_passed: false,
+        series: vec![point(1, 60, 1.0, 60), point(2, 40, 0.5, 100)],
+        failures: vec![FailureEntry {
+            step: "list".to_string(),
+            method: "GET".to_string(),
+            kind: "status".to_string(),
+            message: "status 500, expected 200".to_string(),
+            count: 2,
+            first_seen_s: 0,
+            last_seen_s: 2,
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_point_from_before_span_s_covers_a_second() {
+        let old = r#"{"t": 3, "target": 5.0, "users": 5, "started": 40, "dropped": 0,
+            "requests": 80, "failures": 8, "rps": 80.0, "bytes_in": 0,
+            "latency_ms": {}, "service_time_ms": {},
+            "cumulative": {"requests": 200, "failures": 8, "body_bytes": 0, "latency_ms": {}}}"#;
+        let p: SeriesPoint = serde_json::from_str(old).unwrap();
+        assert_eq!(p.span_s, 1.0);
+        assert!(!p.is_partial());
+        assert_eq!((p.end_s(), p.per_second(p.started)), (3.0, 40.0));
+        assert_eq!(p.failures_per_second(), 8.0);
+    }
+
+    #[test]
+    fn rates_of_a_partial_point_are_per_second_of_its_length() {
+        let old = r#"{"t": 7, "span_s": 0.25, "target": 5.0, "users": 5, "started": 40,
+            "dropped": 4, "requests": 80, "failures": 8, "rps": 320.0, "bytes_in": 0,
+            "latency_ms": {}, "service_time_ms": {},
+            "cumulative": {"requests": 200, "failures": 8, "body_bytes": 0, "latency_ms": {}}}"#;
+        let p: SeriesPoint = serde_json::from_str(old).unwrap();
+        assert!(p.is_partial());
+        assert_eq!(p.end_s(), 6.25);
+        assert_eq!(
+            (p.per_second(p.started), p.per_second(p.dropped)),
+            (160.0, 16.0)
+        );
+        assert_eq!(p.failures_per_second(), 32.0);
+    }
 }

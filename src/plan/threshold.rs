@@ -87,12 +87,18 @@ impl Threshold {
         }
     }
 
-    /// The measured value, or `None` when the step saw no requests.
+    /// The measured value, or `None` when there is no data: the step (or,
+    /// for the other metrics, the run) sent no request. Every aggregate
+    /// alike: an error rate, a count or a request rate of nothing is no
+    /// more a measurement than a percentile of nothing.
     pub fn observe(&self, summary: &RunSummary) -> Option<f64> {
         let stats: &StepStats = match &self.metric {
             Metric::Step(name) => summary.steps.iter().find(|s| &s.name == name)?,
             _ => &summary.totals,
         };
+        if stats.requests == 0 {
+            return None;
+        }
         let latency = &stats.latency_ms;
         Some(match (&self.metric, self.aggregate) {
             (_, Aggregate::Percentile(p)) => latency.percentile(p)?,
@@ -107,8 +113,8 @@ impl Threshold {
         })
     }
 
-    /// Whether the threshold holds. A latency threshold on a step with no
-    /// requests fails: nothing was measured, so nothing was proven.
+    /// Whether the threshold holds. A threshold with no data is not
+    /// evaluated and fails: nothing was measured, so nothing was proven.
     pub fn check(&self, summary: &RunSummary) -> (Option<f64>, bool) {
         let observed = self.observe(summary);
         let passed = match observed {
@@ -262,6 +268,13 @@ fn parse_aggregate(text: &str) -> Result<Aggregate, String> {
     })
 }
 
+/// Parses a latency as thresholds write it (`500ms`, `250us`, `1.5s`,
+/// `1m`, or a bare number of milliseconds, as in k6) into milliseconds;
+/// also for `report --compare --min-change`.
+pub fn parse_latency_ms(text: &str) -> Result<f64, String> {
+    parse_value(text.trim(), Unit::Ms)
+}
+
 fn parse_value(text: &str, unit: Unit) -> Result<f64, String> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
@@ -320,6 +333,42 @@ mod tests {
         let t = parse_flag("step:item: p(99) < 800", &steps()).unwrap();
         assert_eq!(t.metric, Metric::Step("item".into()));
         assert_eq!(t.value, 800.0);
+    }
+
+    #[test]
+    fn every_expression_on_a_step_or_run_without_requests_has_no_data_and_fails() {
+        // The test summary's step `create, new` sent no request.
+        let mut summary = crate::metrics::summary::test_summary();
+        let steps = vec!["list".to_string(), "create, new".to_string()];
+        let idle = [
+            "error_rate < 0.05",
+            "p(99) < 800ms",
+            "count < 10",
+            "count == 0",
+            "rps < 100",
+            "avg < 1s",
+            "med < 1s",
+            "min < 1s",
+            "max < 1s",
+        ];
+        for expr in idle {
+            let t = parse_flag(&format!("step:create, new: {expr}"), &steps).unwrap();
+            assert_eq!(t.check(&summary), (None, false), "{expr}");
+        }
+        let busy = parse_flag("step:list: error_rate < 0.05", &steps).unwrap();
+        assert_eq!(busy.check(&summary), (Some(0.02), true));
+        // The whole run without a request: the run-wide metrics alike.
+        summary.totals = StepStats::default();
+        for flag in [
+            "http_req_failed: rate < 0.01",
+            "http_req_failed: count < 5",
+            "http_reqs: count < 10",
+            "http_reqs: rps < 100",
+            "http_req_duration: p(95) < 1s",
+        ] {
+            let t = parse_flag(flag, &steps).unwrap();
+            assert_eq!(t.check(&summary), (None, false), "{flag}");
+        }
     }
 
     #[test]

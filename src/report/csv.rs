@@ -1,16 +1,18 @@
 //! Locust-compatible CSV: `_stats.csv` (one row per step plus
 //! `Aggregated`), `_stats_history.csv` (one `Aggregated` row per second of
-//! the series) and `_failures.csv`, with Locust's column names, so tools
-//! that read Locust's `--csv` output read these too.
+//! the series) and `_failures.csv`, with exactly Locust's headers (the
+//! same columns, in the same order, and no others), so tools that read
+//! Locust's `--csv` output read these too. What Locust's files have no
+//! column for (when a failure was first and last seen, service time…) is
+//! in `summary.json` and `report.html`.
 //!
-//! Where the files differ from Locust's, on purpose:
+//! Where the values differ from Locust's, on purpose:
 //! - response times are milliseconds with three decimals (the histograms'
 //!   microsecond resolution) instead of Locust's rounded whole
 //!   milliseconds; rates and sizes have two decimals;
 //! - records end in `\n`, not Python's `\r\n`;
 //! - the history is written once, from the summary's series, instead of
-//!   being appended while the run goes;
-//! - `_failures.csv` adds `First Seen` and `Last Seen` (Unix seconds).
+//!   being appended while the run goes.
 //!
 //! As in Locust, a percentile with no request behind it is `N/A`, and the
 //! other response-time columns are then 0.
@@ -71,14 +73,7 @@ pub const HISTORY_HEADER: [&str; 24] = [
     "Total Average Content Size",
 ];
 
-pub const FAILURES_HEADER: [&str; 6] = [
-    "Method",
-    "Name",
-    "Error",
-    "Occurrences",
-    "First Seen",
-    "Last Seen",
-];
+pub const FAILURES_HEADER: [&str; 4] = ["Method", "Name", "Error", "Occurrences"];
 
 /// The summary's latency keys behind the `50%` … `100%` columns, in order.
 const PERCENTILE_KEYS: [&str; 11] = [
@@ -133,14 +128,9 @@ pub fn write_history(summary: &RunSummary, out: &mut dyn Write) -> std::io::Resu
     let mut csv = ::csv::Writer::from_writer(out);
     csv.write_record(HISTORY_HEADER)?;
     for point in &summary.series {
-        // `rps` covers the interval as it really was (the last one is
-        // usually shorter than a second); failures per second use the same
-        // span.
-        let failures_per_s = if point.requests > 0 {
-            point.rps * point.failures as f64 / point.requests as f64
-        } else {
-            0.0
-        };
+        // Rates are per second of the interval's real length (the last one
+        // may be shorter or a little longer than a second).
+        let failures_per_s = point.failures_per_second();
         let total = &point.cumulative;
         let mut row = vec![
             (start + point.t as i64).to_string(),
@@ -168,7 +158,6 @@ pub fn write_history(summary: &RunSummary, out: &mut dyn Write) -> std::io::Resu
 /// `_failures.csv`: one row per distinct failure, most frequent first (the
 /// summary's order). `Error` is `kind: message`.
 pub fn write_failures(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
-    let start = start_second(summary)?;
     let mut csv = ::csv::Writer::from_writer(out);
     csv.write_record(FAILURES_HEADER)?;
     for f in &summary.failures {
@@ -177,15 +166,12 @@ pub fn write_failures(summary: &RunSummary, out: &mut dyn Write) -> std::io::Res
             f.step.clone(),
             format!("{}: {}", f.kind, f.message),
             f.count.to_string(),
-            (start + f.first_seen_s as i64).to_string(),
-            (start + f.last_seen_s as i64).to_string(),
         ])?;
     }
     csv.flush()
 }
 
-/// The run's start in Unix seconds, which the series and failure offsets
-/// count from.
+/// The run's start in Unix seconds, which the series' offsets count from.
 fn start_second(summary: &RunSummary) -> std::io::Result<i64> {
     summary
         .run
@@ -288,12 +274,12 @@ mod tests {
     }
 
     #[test]
-    fn failures_name_kind_and_message_and_when() {
+    fn failures_have_exactly_locusts_columns() {
         let text = render(write_failures);
         assert_eq!(
             text,
-            "Method,Name,Error,Occurrences,First Seen,Last Seen\n\
-             GET,list,\"status: status 500, expected 200\",2,1767323045,1767323047\n"
+            "Method,Name,Error,Occurrences\n\
+             GET,list,\"status: status 500, expected 200\",2\n"
         );
     }
 

@@ -18,6 +18,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value};
 use serde::Serialize;
 
+use super::plural;
 use crate::metrics::summary::{Latency, RunSummary, SeriesPoint, StepStats};
 use crate::units::short;
 
@@ -124,8 +125,11 @@ struct ServiceRow {
 #[derive(Serialize)]
 struct ThresholdRow {
     passed: bool,
+    /// Not evaluated: there was no data (it failed).
+    no_data: bool,
     metric: String,
     expression: String,
+    /// The observed value, or why there is none.
     observed: String,
 }
 
@@ -172,12 +176,19 @@ fn view(s: &RunSummary) -> View {
     } else if failed == 0 {
         Verdict {
             class: "pass",
-            text: format!("all {} thresholds passed", s.thresholds.len()),
+            text: match s.thresholds.len() {
+                1 => "the threshold passed".to_string(),
+                n => format!("all {n} thresholds passed"),
+            },
         }
     } else {
+        let n = s.thresholds.len();
         Verdict {
             class: "fail",
-            text: format!("{failed} of {} thresholds failed", s.thresholds.len()),
+            text: format!(
+                "{failed} of {n} {} failed",
+                plural(n as u64, "threshold", "thresholds")
+            ),
         }
     };
     let mut facts = vec![
@@ -192,7 +203,11 @@ fn view(s: &RunSummary) -> View {
                 run.model,
                 run.pattern,
                 run.users,
-                if open { "max users" } else { "users" }
+                if open {
+                    plural(run.users, "max user", "max users")
+                } else {
+                    plural(run.users, "user", "users")
+                }
             ),
         },
         Fact {
@@ -213,7 +228,12 @@ fn view(s: &RunSummary) -> View {
         },
         Fact {
             label: "http",
-            value: format!("{} · {} generator threads", run.http, run.threads),
+            value: format!(
+                "{} · {} generator {}",
+                run.http,
+                run.threads,
+                plural(run.threads as u64, "thread", "threads")
+            ),
         },
     ];
     if let Some(seed) = run.seed {
@@ -258,9 +278,10 @@ fn view(s: &RunSummary) -> View {
             .iter()
             .map(|t| ThresholdRow {
                 passed: t.passed,
+                no_data: !t.evaluated(),
                 metric: t.metric.clone(),
                 expression: t.expression.clone(),
-                observed: super::observed(t),
+                observed: super::no_data(t).unwrap_or_else(|| super::observed(t)),
             })
             .collect(),
         status: matrix(s, |st| &st.status_codes, status_class),
@@ -314,7 +335,11 @@ fn cards(s: &RunSummary, open: bool) -> Vec<Card> {
         Card {
             label: "throughput",
             value: format!("{} /s", rate(t.rps)),
-            note: format!("{} iterations", grouped(s.iterations)),
+            note: format!(
+                "{} {}",
+                grouped(s.iterations),
+                plural(s.iterations, "iteration", "iterations")
+            ),
             bad: false,
         },
         Card {
@@ -464,6 +489,8 @@ struct Chart {
     y_ticks: Vec<Tick>,
     lines: Vec<Line>,
     hovers: Vec<Hover>,
+    /// A note when the last point covers less than a second.
+    partial: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -524,7 +551,7 @@ fn charts(s: &RunSummary, open: bool) -> Vec<Chart> {
             series,
             &[
                 spec("requests/s", "c0", false, |p| Some(p.rps)),
-                spec("failures/s", "c1", false, failures_per_second),
+                spec("failures/s", "c1", false, |p| Some(p.failures_per_second())),
             ],
         ),
         chart(
@@ -563,11 +590,13 @@ fn charts(s: &RunSummary, open: bool) -> Vec<Chart> {
         let mut arrivals = vec![
             spec("target rate", "c4", true, |p| Some(p.target)),
             spec("achieved (iterations started/s)", "c0", false, |p| {
-                Some(p.started as f64)
+                Some(p.per_second(p.started))
             }),
         ];
         if s.dropped > 0 {
-            arrivals.push(spec("dropped/s", "c1", false, |p| Some(p.dropped as f64)));
+            arrivals.push(spec("dropped/s", "c1", false, |p| {
+                Some(p.per_second(p.dropped))
+            }));
         }
         charts.push(chart(
             "Arrival rate",
@@ -591,15 +620,6 @@ fn charts(s: &RunSummary, open: bool) -> Vec<Chart> {
     charts
 }
 
-/// Over the same span as `rps` (the last interval is usually shorter).
-fn failures_per_second(p: &SeriesPoint) -> Option<f64> {
-    Some(if p.requests == 0 {
-        0.0
-    } else {
-        p.rps * p.failures as f64 / p.requests as f64
-    })
-}
-
 /// More ticks than any sensible axis has.
 const MAX_TICKS: usize = 32;
 
@@ -610,7 +630,9 @@ fn chart(
     series: &[SeriesPoint],
     specs: &[Spec],
 ) -> Chart {
-    let x_max = series.iter().map(|p| p.t).max().unwrap_or(1).max(1) as f64;
+    // Each point sits at the real end of its interval: the last one may
+    // end within a second, or a little after one.
+    let x_max = series.iter().map(SeriesPoint::end_s).fold(1.0, f64::max);
     let y_data = series
         .iter()
         .flat_map(|p| specs.iter().filter_map(|s| (s.value)(p)))
@@ -658,7 +680,7 @@ fn chart(
             for p in series {
                 match (spec.value)(p) {
                     Some(v) => {
-                        let (px, py) = (coord(x(p.t as f64)), coord(y(v)));
+                        let (px, py) = (coord(x(p.end_s())), coord(y(v)));
                         current.push(format!("{px},{py}"));
                         if with_dots {
                             dots.push((px, py));
@@ -693,16 +715,21 @@ fn chart(
                         format!("{} {v}", s.label)
                     })
                     .collect();
+                let at = x(p.end_s());
                 Hover {
-                    x: coord((x(p.t as f64) - width / 2.0).max(LEFT)),
-                    width: coord(width.min(x(p.t as f64) - LEFT + width / 2.0)),
-                    text: format!("{}: {}", time_label(p.t as f64, 0.0), values.join(" · ")),
+                    x: coord((at - width / 2.0).max(LEFT)),
+                    width: coord(width.min(at - LEFT + width / 2.0)),
+                    text: format!("{}: {}", interval_label(p), values.join(" · ")),
                 }
             })
             .collect()
     } else {
         Vec::new()
     };
+    let partial = series
+        .last()
+        .filter(|p| p.is_partial())
+        .map(|p| partial_note(p.span_s));
 
     Chart {
         title,
@@ -718,7 +745,27 @@ fn chart(
         y_ticks,
         lines,
         hovers,
+        partial,
     }
+}
+
+/// The hover title of a point: the second it ends, or, when it is not
+/// one second long, where it starts and how long it is (`6s + 0.4 s`).
+fn interval_label(p: &SeriesPoint) -> String {
+    if (p.span_s - 1.0).abs() < 1e-9 {
+        time_label(p.t as f64, 0.0)
+    } else {
+        let from = time_label(p.t.saturating_sub(1) as f64, 0.0);
+        format!("{from} + {} s", short(p.span_s))
+    }
+}
+
+/// Said under each chart when the run ended within its last second.
+fn partial_note(span_s: f64) -> String {
+    format!(
+        "The run ended {} s into its last second: the last point covers only that, and its rates are per second of it.",
+        short(span_s)
+    )
 }
 
 /// The y axis's top and tick step: about four ticks at a 1-2-5 step, with
@@ -848,7 +895,11 @@ fn limits(s: &RunSummary) -> String {
         parts.push(format!("duration {}", seconds(d)));
     }
     if let Some(n) = s.run.iterations_limit {
-        parts.push(format!("{} iterations", grouped(n)));
+        parts.push(format!(
+            "{} {}",
+            grouped(n),
+            plural(n, "iteration", "iterations")
+        ));
     }
     if parts.is_empty() {
         "none".to_string()
@@ -860,6 +911,7 @@ fn limits(s: &RunSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::summary::FailureEntry;
     use crate::report::test_summary;
 
     fn page(summary: &RunSummary) -> String {
@@ -909,6 +961,15 @@ mod tests {
     }
 
     #[test]
+    fn a_threshold_without_data_reads_as_not_evaluated() {
+        let summary = crate::report::no_data_summary();
+        let html = page(&summary);
+        assert!(html.contains("2 of 2 thresholds failed"), "{html}");
+        assert!(html.contains("✗ not evaluated"));
+        assert!(html.contains("no data: step `create, new` sent no request"));
+    }
+
+    #[test]
     fn the_open_model_charts_arrivals_and_service_time() {
         let mut summary = test_summary();
         summary.run.model = "open".to_string();
@@ -918,6 +979,73 @@ mod tests {
         assert!(html.contains("Arrival rate"));
         assert!(html.contains("Corrected latency vs service time"));
         assert!(html.contains(">49.5 "), "the achieved arrival rate");
+    }
+
+    #[test]
+    fn a_partial_last_second_is_drawn_at_its_real_end_and_marked() {
+        let summary = test_summary();
+        let html = page(&summary);
+        // Every chart says so, once.
+        let note = "The run ended 0.5 s into its last second";
+        assert_eq!(html.matches(note).count(), 3, "{html}");
+        // The axis runs to the real end (1.5 s), where the last point sits.
+        let throughput = chart(
+            "t",
+            "u",
+            "n",
+            &summary.series,
+            &[spec("requests/s", "c0", false, |p| Some(p.rps))],
+        );
+        assert_eq!(
+            throughput.lines[0].dots.last().map(|d| d.0.as_str()),
+            Some(coord(RIGHT).as_str())
+        );
+        assert!(
+            html.contains("1s + 0.5 s: requests&#x2f;s 80"),
+            "the hover box"
+        );
+        // A whole last second: no note.
+        let mut whole = summary.clone();
+        whole.series.truncate(1);
+        assert!(!page(&whole).contains(note));
+    }
+
+    #[test]
+    fn one_of_a_thing_is_singular() {
+        let mut summary = test_summary();
+        summary.run.users = 1;
+        summary.run.threads = 1;
+        summary.run.iterations_limit = Some(1);
+        summary.iterations = 1;
+        summary.thresholds.truncate(1);
+        summary.failures = (0..FAILURE_ROWS + 1)
+            .map(|i| FailureEntry {
+                message: format!("failure {i}"),
+                ..summary.failures[0].clone()
+            })
+            .collect();
+        let html = page(&summary);
+        for good in [
+            "constant · 1 user<",
+            "1 generator thread<",
+            ">1 iteration<",
+            "duration 10 s, 1 iteration<",
+            "the threshold passed",
+            "and 1 more distinct failure ",
+        ] {
+            assert!(html.contains(good), "{good}");
+        }
+        summary.thresholds[0].passed = false;
+        assert!(page(&summary).contains("1 of 1 threshold failed"));
+        for bad in [
+            "1 users",
+            "1 threads",
+            "1 iterations",
+            "1 thresholds",
+            "1 more distinct failures",
+        ] {
+            assert!(!html.contains(bad), "{bad}");
+        }
     }
 
     #[test]

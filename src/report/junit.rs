@@ -75,13 +75,22 @@ pub fn write(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
                             case.write_empty()?;
                             continue;
                         }
-                        let message =
-                            format!("observed {}, expected {}", super::observed(t), t.expression);
+                        let message = match super::no_data(t) {
+                            Some(why) => format!("not evaluated, {why}"),
+                            None => format!(
+                                "observed {}, expected {}",
+                                super::observed(t),
+                                t.expression
+                            ),
+                        };
                         // The exact value too, for whoever wants more than
                         // the rounded one in the message.
                         let detail = match t.observed {
                             Some(v) => format!("{name}\nobserved: {v} ({})\n", unit_name(t.unit)),
-                            None => format!("{name}\nobserved: no data (nothing was measured)\n"),
+                            None => format!(
+                                "{name}\nobserved: no data (nothing was measured, so the threshold \
+                                 was not evaluated and fails)\n"
+                            ),
                         };
                         case.write_inner_content(|xml| {
                             xml.create_element("failure")
@@ -158,6 +167,20 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_threshold_without_data_fails_as_not_evaluated() {
+        let summary = crate::report::no_data_summary();
+        let mut out = Vec::new();
+        super::write(&summary, &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(xml.contains(r#"tests="2" failures="2""#), "{xml}");
+        assert_eq!(
+            cases(&xml)[0].1.as_deref(),
+            Some("not evaluated, no data: step `create, new` sent no request")
+        );
+        assert!(xml.contains("observed: no data"), "{xml}");
     }
 
     #[test]

@@ -190,6 +190,28 @@ pub fn observed(t: &ThresholdResult) -> String {
     }
 }
 
+/// `singular` for one, `plural` for any other count, so no report says
+/// "1 users".
+pub fn plural(n: u64, singular: &'static str, plural: &'static str) -> &'static str {
+    if n == 1 {
+        singular
+    } else {
+        plural
+    }
+}
+
+/// Why a threshold was not evaluated, for people; `None` when it was.
+/// Every report says it the same way.
+pub fn no_data(t: &ThresholdResult) -> Option<String> {
+    if t.evaluated() {
+        return None;
+    }
+    Some(match t.metric.strip_prefix("step:") {
+        Some(step) => format!("no data: step `{}` sent no request", step.trim()),
+        None => "no data: the run sent no request".to_string(),
+    })
+}
+
 /// Writes a file atomically: to a temporary file in the same folder, then
 /// renamed over the target, so a reader never sees half a report.
 pub fn write_atomic(
@@ -219,131 +241,20 @@ pub fn write_atomic(
     result
 }
 
-/// A small summary with known numbers, for the reporters' unit tests: a
-/// closed run with one busy step (2 failures out of 100), one step that
-/// sent nothing, two seconds of series and a failing threshold.
+/// The summary the reporters' unit tests share.
 #[cfg(test)]
-pub(crate) fn test_summary() -> RunSummary {
-    use crate::metrics::summary::*;
+pub(crate) use crate::metrics::summary::test_summary;
 
-    let latency = Latency(
-        [
-            ("min", 0.5),
-            ("mean", 2.25),
-            ("max", 9.0),
-            ("p50", 1.5),
-            ("p66", 1.6),
-            ("p75", 1.7),
-            ("p80", 1.8),
-            ("p90", 2.0),
-            ("p95", 3.0),
-            ("p98", 4.0),
-            ("p99", 5.0),
-            ("p99.9", 6.0),
-            ("p99.99", 7.0),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect(),
-    );
-    let busy = StepStats {
-        name: "list".to_string(),
-        method: Some("GET".to_string()),
-        requests: 100,
-        failures: 2,
-        error_rate: 0.02,
-        rps: 10.0,
-        bytes_in: 60_000,
-        bytes_out: 9_000,
-        body_bytes: 51_200,
-        latency_ms: latency.clone(),
-        service_time_ms: latency.clone(),
-        status_codes: [("200".to_string(), 98), ("500".to_string(), 2)].into(),
-        errors: [("status".to_string(), 2)].into(),
-    };
-    let idle = StepStats {
-        name: "create, new".to_string(),
-        method: Some("POST".to_string()),
-        ..StepStats::default()
-    };
-    let point = |t: u64, requests: u64, rps: f64, so_far: u64| SeriesPoint {
-        t,
-        target: 4.0,
-        users: 4,
-        started: requests,
-        dropped: 0,
-        requests,
-        failures: 1,
-        rps,
-        bytes_in: requests * 600,
-        latency_ms: latency.clone(),
-        service_time_ms: latency.clone(),
-        cumulative: Cumulative {
-            requests: so_far,
-            failures: t,
-            body_bytes: so_far * 512,
-            latency_ms: latency.clone(),
-        },
-    };
-    RunSummary {
-        schema_version: SCHEMA_VERSION,
-        loadctl_version: "0.1.0".to_string(),
-        run: RunInfo {
-            id: "0123456789abcdef0123456789abcdef".to_string(),
-            name: "checkout <flow>".to_string(),
-            scenario_file: Some("scenarios/checkout.toml".to_string()),
-            target: "http://127.0.0.1:8080".to_string(),
-            http: "auto".to_string(),
-            model: "closed".to_string(),
-            pattern: "constant".to_string(),
-            users: 4,
-            seed: None,
-            duration_s: Some(10.0),
-            iterations_limit: None,
-            threads: 2,
-            started_at: "2026-01-02T03:04:05.5Z".to_string(),
-            ended_at: "2026-01-02T03:04:15.5Z".to_string(),
-            elapsed_s: 10.0,
-            interrupted: false,
-        },
-        totals: StepStats {
-            name: "Aggregated".to_string(),
-            method: None,
-            ..busy.clone()
-        },
-        steps: vec![busy, idle],
-        iterations: 98,
-        dropped: 0,
-        target_rate: None,
-        achieved_rate: None,
-        thresholds: vec![
-            ThresholdResult {
-                metric: "http_req_duration".to_string(),
-                expression: "p(95) < 500ms".to_string(),
-                observed: Some(3.0),
-                unit: Unit::Ms,
-                passed: true,
-            },
-            ThresholdResult {
-                metric: "step:list".to_string(),
-                expression: "error_rate < 0.01".to_string(),
-                observed: Some(0.02),
-                unit: Unit::Ratio,
-                passed: false,
-            },
-        ],
-        thresholds_passed: false,
-        series: vec![point(1, 60, 60.0, 60), point(2, 40, 80.0, 100)],
-        failures: vec![FailureEntry {
-            step: "list".to_string(),
-            method: "GET".to_string(),
-            kind: "status".to_string(),
-            message: "status 500, expected 200".to_string(),
-            count: 2,
-            first_seen_s: 0,
-            last_seen_s: 2,
-        }],
-    }
+/// [`test_summary`] with its first threshold on the step that sent
+/// nothing, so not evaluated.
+#[cfg(test)]
+pub(crate) fn no_data_summary() -> RunSummary {
+    let mut summary = test_summary();
+    let t = &mut summary.thresholds[0];
+    t.metric = "step:create, new".to_string();
+    t.observed = None;
+    t.passed = false;
+    summary
 }
 
 #[cfg(test)]
@@ -399,6 +310,16 @@ mod tests {
         let mut none = summary.thresholds[0].clone();
         none.observed = None;
         assert_eq!(observed(&none), "no data");
+        assert_eq!(no_data(&summary.thresholds[0]), None);
+        assert_eq!(
+            no_data(&none).as_deref(),
+            Some("no data: the run sent no request")
+        );
+        none.metric = "step:create, new".to_string();
+        assert_eq!(
+            no_data(&none).as_deref(),
+            Some("no data: step `create, new` sent no request")
+        );
         assert_eq!(short(1234.56), "1235");
         assert_eq!(short(12.345), "12.3");
         assert_eq!(short(0.126), "0.13");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::metrics::live::Progress;
+use crate::units::trim_float;
 
 /// How often the plain-text fallback prints.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -46,17 +47,7 @@ impl ProgressDisplay {
     }
 
     pub fn update(&mut self, p: &Progress) {
-        let line = if p.open {
-            format!(
-                "arrivals {}/s (target {:.0})  busy users {}  req/s {:.0}  requests {}  errors {}  dropped {}  p95 {:.1}ms",
-                p.started, p.target, p.users, p.rps, p.requests, p.failures, p.dropped, p.p95_ms
-            )
-        } else {
-            format!(
-                "users {} (target {:.0})  req/s {:.0}  requests {}  errors {}  p95 {:.1}ms",
-                p.users, p.target, p.rps, p.requests, p.failures, p.p95_ms
-            )
-        };
+        let line = line(p);
         if let Some(bar) = &self.bar {
             bar.set_position(p.elapsed.as_secs());
             bar.set_message(line);
@@ -67,7 +58,7 @@ impl ProgressDisplay {
             };
             if due {
                 self.last_plain = Some(p.elapsed);
-                eprintln!("[{:>4}s] {line}", p.elapsed.as_secs());
+                eprintln!("[{:>5}] {line}", elapsed(p));
             }
         }
     }
@@ -76,5 +67,95 @@ impl ProgressDisplay {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// One second of progress as text. The run's last interval may be shorter
+/// than a second: its rates are per second of its real length, and the
+/// line says how long it was, so the end of a run does not read as a
+/// collapse.
+fn line(p: &Progress) -> String {
+    // No request completed in the interval: there is no p95 to show.
+    let p95 = if p.rps > 0.0 {
+        format!("{:.1}ms", p.p95_ms)
+    } else {
+        "-".to_string()
+    };
+    let mut line = if p.open {
+        format!(
+            "arrivals {:.0}/s (target {:.0})  busy users {}  req/s {:.0}  requests {}  errors {}  dropped {}  p95 {p95}",
+            p.started_per_second(), p.target, p.users, p.rps, p.requests, p.failures, p.dropped
+        )
+    } else {
+        format!(
+            "users {} (target {:.0})  req/s {:.0}  requests {}  errors {}  p95 {p95}",
+            p.users, p.target, p.rps, p.requests, p.failures
+        )
+    };
+    if p.is_partial() {
+        line.push_str(&format!(
+            "  (last {}s, rates per second)",
+            trim_float(p.span.as_secs_f64(), 2)
+        ));
+    }
+    line
+}
+
+/// `6s`, or `6.45s` for a run that ended within its last second.
+fn elapsed(p: &Progress) -> String {
+    if p.is_partial() {
+        format!("{}s", trim_float(p.elapsed.as_secs_f64(), 2))
+    } else {
+        format!("{}s", p.elapsed.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(span_ms: u64, started: u64, rps: f64) -> Progress {
+        Progress {
+            elapsed: Duration::from_secs(5) + Duration::from_millis(span_ms),
+            span: Duration::from_millis(span_ms),
+            duration: Some(Duration::from_secs(6)),
+            open: true,
+            target: 3000.0,
+            users: 12,
+            requests: 15_000,
+            failures: 0,
+            dropped: 0,
+            started,
+            rps,
+            p95_ms: 1.5,
+            live: None,
+        }
+    }
+
+    #[test]
+    fn a_whole_second_reads_as_it_always_did() {
+        let p = progress(1000, 3000, 3000.0);
+        assert_eq!(elapsed(&p), "6s");
+        assert_eq!(
+            line(&p),
+            "arrivals 3000/s (target 3000)  busy users 12  req/s 3000  requests 15000  errors 0  dropped 0  p95 1.5ms"
+        );
+    }
+
+    #[test]
+    fn a_partial_last_second_is_scaled_and_says_so() {
+        let p = progress(400, 1200, 3000.0);
+        assert_eq!(elapsed(&p), "5.4s");
+        let text = line(&p);
+        assert!(text.starts_with("arrivals 3000/s (target 3000)"), "{text}");
+        assert!(text.ends_with("(last 0.4s, rates per second)"), "{text}");
+    }
+
+    #[test]
+    fn an_interval_without_requests_has_no_p95() {
+        let mut p = progress(1000, 0, 0.0);
+        p.open = false;
+        p.p95_ms = 0.0;
+        assert!(line(&p).ends_with("p95 -"), "{}", line(&p));
     }
 }

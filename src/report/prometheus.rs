@@ -241,6 +241,7 @@ mod tests {
         ]);
         let p = Progress {
             elapsed: Duration::from_secs(3),
+            span: Duration::from_secs(1),
             duration: None,
             open: false,
             target: 5.0,

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
+use super::plural;
 use crate::metrics::summary::{RunSummary, StepStats};
 use crate::units::short;
 
@@ -25,20 +26,21 @@ pub fn render(summary: &RunSummary) -> String {
         ""
     };
     let _ = writeln!(out, "\n{}{state}", run.name);
+    let users = if run.model == "open" {
+        plural(run.users, "max user", "max users")
+    } else {
+        plural(run.users, "user", "users")
+    };
     let _ = writeln!(
         out,
-        "  target {}  ·  {} model, {} pattern, {} {}  ·  {:.1}s  ·  {} iterations",
+        "  target {}  ·  {} model, {} pattern, {} {users}  ·  {:.1}s  ·  {} {}",
         run.target,
         run.model,
         run.pattern,
         run.users,
-        if run.model == "open" {
-            "max users"
-        } else {
-            "users"
-        },
         run.elapsed_s,
-        summary.iterations
+        summary.iterations,
+        plural(summary.iterations, "iteration", "iterations"),
     );
     let mut table = Table::new();
     table
@@ -114,13 +116,11 @@ pub fn render(summary: &RunSummary) -> String {
         let _ = writeln!(out, "\nthresholds:");
         for t in &summary.thresholds {
             let mark = if t.passed { "✓" } else { "✗" };
-            let _ = writeln!(
-                out,
-                "  {mark} {}: {}  (observed {})",
-                t.metric,
-                t.expression,
-                super::observed(t)
-            );
+            let outcome = match super::no_data(t) {
+                Some(why) => format!("not evaluated, {why}"),
+                None => format!("observed {}", super::observed(t)),
+            };
+            let _ = writeln!(out, "  {mark} {}: {}  ({outcome})", t.metric, t.expression);
         }
     }
     out
@@ -144,5 +144,39 @@ fn ms(v: Option<&f64>) -> String {
     match v {
         Some(v) => short(*v),
         None => "-".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_summary;
+
+    #[test]
+    fn one_of_a_thing_is_singular() {
+        let mut summary = test_summary();
+        assert!(render(&summary).contains("4 users  ·  10.0s  ·  98 iterations"));
+        summary.run.users = 1;
+        summary.iterations = 1;
+        let text = render(&summary);
+        assert!(
+            text.contains("1 user  ·  10.0s  ·  1 iteration\n"),
+            "{text}"
+        );
+        summary.run.model = "open".to_string();
+        assert!(render(&summary).contains("1 max user  ·"));
+    }
+
+    #[test]
+    fn thresholds_show_the_observed_value_or_why_there_is_none() {
+        let summary = crate::report::no_data_summary();
+        let text = render(&summary);
+        assert!(
+            text.contains(
+                "✗ step:create, new: p(95) < 500ms  (not evaluated, no data: step `create, new` sent no request)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("✗ step:list: error_rate < 0.01  (observed 2%)"));
     }
 }

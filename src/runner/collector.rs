@@ -9,6 +9,13 @@
 //! snapshot that arrives for a second already closed still counts: it is
 //! merged into the totals and into the next second to close, so the series
 //! adds up to the totals.
+//!
+//! The series ends when the last source leaves (or at
+//! [`Collector::finish`]): the stretch since the last whole second is
+//! folded into the second before it when it is shorter than
+//! [`FOLD_BELOW_S`], and otherwise kept as a point of its own real length
+//! (see [`SeriesPoint`]). Live progress, the summary's series, and so every
+//! report drawn from it, follow this one rule.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,7 +23,8 @@ use std::time::{Duration, Instant};
 use super::share::Timeline;
 use crate::metrics::live::{LiveStats, Progress};
 use crate::metrics::summary::{
-    Cumulative, FailureEntry, RunInfo, RunSummary, SeriesPoint, ThresholdResult, SCHEMA_VERSION,
+    Cumulative, FailureEntry, RunInfo, RunSummary, SeriesPoint, ThresholdResult, FOLD_BELOW_S,
+    SCHEMA_VERSION,
 };
 use crate::metrics::{expand_latency, fixed_latency, FixedLatency, Snapshot, StepRecorder};
 use crate::plan::threshold::{Aggregate, Metric};
@@ -51,6 +59,11 @@ pub struct Collector {
     keep_closed: bool,
     closed_snapshots: Vec<IntervalSnapshot>,
     series: Vec<Point>,
+    /// The merged snapshot behind the last series point, so a short
+    /// final stretch can be folded into it.
+    last_closed: Option<Snapshot>,
+    /// The series has ended (see [`Collector::end`]).
+    ended: bool,
     shape: Shape,
     /// The share of the shape this process runs, for the live target.
     fraction: f64,
@@ -76,6 +89,8 @@ impl Collector {
             keep_closed: false,
             closed_snapshots: Vec::new(),
             series: Vec::new(),
+            last_closed: None,
+            ended: false,
             shape: plan.load.shape.clone(),
             fraction: 1.0,
             open,
@@ -109,10 +124,66 @@ impl Collector {
     }
 
     /// A source is done or gone; seconds no longer wait for it. Returns
-    /// the indexes of series points this completed.
+    /// the indexes of series points this completed. When it was the last
+    /// source, the series ends now ([`Collector::end`]).
     pub fn leave(&mut self, source: SourceId) -> Vec<usize> {
+        let now = self.start.elapsed();
+        self.leave_at(source, now)
+    }
+
+    /// [`Collector::leave`] at `now`, the time since the run's start.
+    pub fn leave_at(&mut self, source: SourceId, now: Duration) -> Vec<usize> {
         self.sources.remove(&source);
+        if self.sources.is_empty() {
+            return self.end(now);
+        }
         self.flush(self.complete())
+    }
+
+    /// The run is over at `now` (since its start): closes every pending
+    /// second. The last one ends at `now`, not on a whole second: shorter
+    /// than [`FOLD_BELOW_S`], it is folded into the point before it (which
+    /// is then not published again: its second was already shown live);
+    /// otherwise it is a point of its own real length. Returns the
+    /// indexes of new series points.
+    pub fn end(&mut self, now: Duration) -> Vec<usize> {
+        self.ended = true;
+        let Some(&tail) = self.pending.keys().next_back() else {
+            return Vec::new();
+        };
+        let mut done = self.flush(tail.saturating_sub(1));
+        let Some((second, (snapshot, users))) = self.pending.pop_first() else {
+            return done;
+        };
+        self.closed = self.closed.max(second);
+        // Published as a generator thread labels its final snapshot: with
+        // the second before it, so whoever merges it (a coordinator's
+        // collector) never takes it for a whole second.
+        self.keep(second.saturating_sub(1), &snapshot);
+        let span = span_since(second, now);
+        let folds_into_last = self.series.last().is_some_and(|p| p.t + 1 == second);
+        match self.last_closed.take() {
+            Some(mut last) if span < FOLD_BELOW_S && folds_into_last => {
+                let before = self.series.pop().expect("a closed snapshot has its point");
+                let total = snapshot.total();
+                self.so_far.merge(&total);
+                last.merge(&snapshot);
+                // A whole second and the stretch after it (never less, were
+                // a source's clock a little ahead of this one).
+                let span = span_since(before.t, now).max(1.0);
+                let point = self.point(before.t, span, &last, &last.total(), before.users);
+                self.series.push(point);
+                self.last_closed = Some(last);
+            }
+            last => {
+                self.last_closed = last;
+                // A stretch that cannot have a length (a clock read before
+                // its second began) counts as a whole second.
+                let span = if span > 0.0 { span } else { 1.0 };
+                done.push(self.close(second, span, snapshot, users));
+            }
+        }
+        done
     }
 
     /// Takes a source's snapshot of the second ending at `second`; returns
@@ -147,24 +218,29 @@ impl Collector {
     }
 
     /// The merged snapshot of every second closed since the last call.
+    /// The run's final stretch comes last, labelled (as a generator thread
+    /// labels its final snapshot) with the second before it.
     pub fn take_closed(&mut self) -> Vec<IntervalSnapshot> {
         std::mem::take(&mut self.closed_snapshots)
     }
 
-    /// What the pattern asked for in the second ending at `t`: the user
-    /// count at its end (closed), or the mean rate over it (open).
-    fn target(&self, t: u64) -> f64 {
-        let end = Duration::from_secs(t);
+    /// What the pattern asked for in the interval from `t - 1` lasting
+    /// `span_s`: the user count at its end (closed), or the mean rate over
+    /// it (open). Nothing once the pattern's duration is over: what runs
+    /// after it is in-flight work finishing.
+    fn target(&self, t: u64, span_s: f64) -> f64 {
+        let from = Duration::from_secs(t.saturating_sub(1));
+        let to = from + Duration::from_secs_f64(span_s);
+        let clip = |at: Duration| self.duration.map_or(at, |end| at.min(end));
         if self.open {
-            (self.shape.integral(end)
-                - self
-                    .shape
-                    .integral(end.saturating_sub(Duration::from_secs(1))))
+            (self.shape.integral(clip(to)) - self.shape.integral(clip(from))) / span_s
                 * self.fraction
+        } else if self.duration.is_some_and(|end| from >= end) {
+            0.0
         } else {
             (self
                 .shape
-                .value_at(end.saturating_sub(Duration::from_nanos(1)))
+                .value_at(clip(to).saturating_sub(Duration::from_nanos(1)))
                 * self.fraction)
                 .round()
         }
@@ -179,13 +255,8 @@ impl Collector {
             }
             let (second, (snapshot, users)) = entry.remove_entry();
             self.closed = self.closed.max(second);
-            let point = self.point(second, &snapshot, users);
-            self.series.push(point);
-            if self.keep_closed {
-                self.closed_snapshots
-                    .push(IntervalSnapshot { second, snapshot });
-            }
-            done.push(self.series.len() - 1);
+            self.keep(second, &snapshot);
+            done.push(self.close(second, 1.0, snapshot, users));
         }
         if upto != u64::MAX {
             self.closed = self.closed.max(upto);
@@ -193,18 +264,47 @@ impl Collector {
         done
     }
 
-    fn point(&mut self, second: u64, snapshot: &Snapshot, users: u64) -> Point {
+    /// Turns a closed interval into the next series point; returns its index.
+    fn close(&mut self, second: u64, span_s: f64, snapshot: Snapshot, users: u64) -> usize {
         let total = snapshot.total();
         self.so_far.merge(&total);
+        let point = self.point(second, span_s, &snapshot, &total, users);
+        self.series.push(point);
+        self.last_closed = Some(snapshot);
+        self.series.len() - 1
+    }
+
+    /// Keeps a closed interval's snapshot for [`Collector::take_closed`],
+    /// when asked to.
+    fn keep(&mut self, second: u64, snapshot: &Snapshot) {
+        if self.keep_closed {
+            self.closed_snapshots.push(IntervalSnapshot {
+                second,
+                snapshot: snapshot.clone(),
+            });
+        }
+    }
+
+    /// A point from an interval's snapshot (and `total`, its steps folded
+    /// into one), with everything merged into `so_far` up to it.
+    fn point(
+        &self,
+        second: u64,
+        span_s: f64,
+        snapshot: &Snapshot,
+        total: &StepRecorder,
+        users: u64,
+    ) -> Point {
         Point {
             t: second,
-            target: self.target(second),
+            span_s,
+            target: self.target(second, span_s),
             users,
             requests: total.requests(),
             failures: total.failures(),
             started: snapshot.started,
             dropped: snapshot.dropped,
-            rps: total.requests() as f64,
+            rps: total.requests() as f64 / span_s,
             bytes_in: total.bytes_in(),
             latency: fixed_latency(total.histogram()),
             service_time: fixed_latency(total.service_histogram()),
@@ -219,7 +319,8 @@ impl Collector {
         let p = &self.series[point];
         let total = self.totals.total();
         Progress {
-            elapsed: Duration::from_secs(p.t),
+            elapsed: Duration::from_secs_f64(p.t.saturating_sub(1) as f64 + p.span_s),
+            span: Duration::from_secs_f64(p.span_s),
             duration: self.duration,
             open: self.open,
             target: p.target,
@@ -252,16 +353,11 @@ impl Collector {
     /// The summary of everything collected. `shares` is the load slice
     /// this process ran over time, for the open model's planned rate.
     pub fn finish(mut self, plan: &Plan, info: RunInfo, shares: &Timeline) -> RunSummary {
-        self.flush(u64::MAX);
         let elapsed = info.elapsed_s;
-        let interrupted = info.interrupted;
-        // The last interval is usually shorter than a second.
-        if let Some(last) = self.series.last_mut() {
-            let span = elapsed - (last.t.saturating_sub(1)) as f64;
-            if span > 0.0 && span < 1.0 {
-                last.rps = last.requests as f64 / span;
-            }
+        if !self.ended {
+            self.end(Duration::from_secs_f64(elapsed.max(0.0)));
         }
+        let interrupted = info.interrupted;
         let extra = |metric: Option<&str>| -> Vec<f64> {
             plan.thresholds
                 .iter()
@@ -340,11 +436,19 @@ impl Collector {
     }
 }
 
+/// Seconds from the start of the interval that ends (on the clock) at
+/// second `t` to `now`, to the microsecond, as the clock reads no finer.
+fn span_since(t: u64, now: Duration) -> f64 {
+    let micros = now.as_micros() as i128 - i128::from(t.saturating_sub(1)) * 1_000_000;
+    micros as f64 / 1e6
+}
+
 /// A series point as kept during the run: latency as fixed arrays rather
 /// than maps (about 400 bytes a second instead of about 3 KB), so even a
 /// long run's series stays small. Expanded into a [`SeriesPoint`] at the end.
 struct Point {
     t: u64,
+    span_s: f64,
     target: f64,
     users: u64,
     requests: u64,
@@ -365,6 +469,7 @@ impl Point {
     fn expand(&self) -> SeriesPoint {
         SeriesPoint {
             t: self.t,
+            span_s: self.span_s,
             target: self.target,
             users: self.users,
             requests: self.requests,
@@ -382,5 +487,184 @@ impl Point {
                 latency_ms: expand_latency(&self.so_far_latency),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Diagnostics, Severity};
+    use crate::metrics::{ErrorKind, Sample};
+    use crate::plan::{Inputs, Overrides};
+    use crate::runner::share::{ShareState, Slice};
+
+    /// A one-step plan with `load` as its `[load]` table.
+    fn plan(load: &str) -> Plan {
+        let text = format!(
+            "[target]\nbase_url = \"http://127.0.0.1:9\"\n[load]\n{load}\n\
+             [[flow]]\n  [[flow.step]]\n  path = \"/\"\n"
+        );
+        let mut diags = Diagnostics::default();
+        let scenario = crate::scenario::parse(&text, &mut diags).expect("valid TOML");
+        let inputs = Inputs::for_cli(None, Severity::Error);
+        crate::plan::compile(&scenario, None, &Overrides::default(), &inputs, &mut diags)
+            .unwrap_or_else(|| panic!("invalid scenario: {:?}", diags.items()))
+    }
+
+    /// `requests` requests (every fourth one failed) and `started`
+    /// iterations, with `users` busy at the end.
+    fn snapshot(plan: &Plan, requests: u64, started: u64, users: u64) -> Snapshot {
+        let mut s = Snapshot::new(plan.metrics.len(), plan.load.is_open());
+        for i in 0..requests {
+            let failure = (i % 4 == 3).then(|| (ErrorKind::Status, "500".to_string()));
+            let sample = Sample {
+                metric: 0,
+                latency_us: 1000 + i,
+                service_us: 1000 + i,
+                status: Some(200),
+                failure,
+                bytes_in: 10,
+                bytes_out: 10,
+                body_bytes: 2,
+            };
+            s.record(&sample, 0);
+        }
+        s.started = started;
+        s.active_users = users;
+        s
+    }
+
+    fn finish(c: Collector, plan: &Plan, elapsed_s: f64) -> RunSummary {
+        let info = RunInfo {
+            elapsed_s,
+            ..crate::metrics::summary::test_summary().run
+        };
+        let shares = ShareState::new(Slice::new(0.0, 1.0).unwrap());
+        c.finish(plan, info, &shares.timeline())
+    }
+
+    /// Three whole seconds of 100 arrivals and 200 requests from one
+    /// source, then its final snapshot (labelled, as a generator thread
+    /// labels it, with the last second it reported).
+    fn three_seconds_then(plan: &Plan, last: Snapshot) -> Collector {
+        let mut c = Collector::new(plan, false, Duration::from_secs(3));
+        c.join(0);
+        for second in 1..=3 {
+            let closed = c.add(0, second, snapshot(plan, 200, 100, 10));
+            assert_eq!(closed, vec![second as usize - 1]);
+        }
+        assert!(
+            c.add(0, 3, last).is_empty(),
+            "a final snapshot closes no second by itself"
+        );
+        c
+    }
+
+    #[test]
+    fn a_short_final_stretch_is_folded_into_the_second_before_it() {
+        let plan = plan("model = \"open\"\nrate = 100\nduration = \"3s\"");
+        let mut c = three_seconds_then(&plan, snapshot(&plan, 10, 0, 0));
+        assert!(
+            c.leave_at(0, Duration::from_millis(3050)).is_empty(),
+            "no new point: the live view already showed second 3"
+        );
+        let s = finish(c, &plan, 3.06);
+        assert_eq!(s.series.len(), 3);
+        let last = s.series.last().unwrap();
+        assert_eq!((last.t, last.span_s), (3, 1.05));
+        assert_eq!(last.requests, 210);
+        assert!((last.rps - 210.0 / 1.05).abs() < 1e-9, "{}", last.rps);
+        assert_eq!(last.users, 10, "the users of the whole second");
+        // Arrivals over the same 1.05 s as their target.
+        assert!((last.per_second(last.started) - 100.0 / 1.05).abs() < 1e-9);
+        assert!((last.target - 100.0 / 1.05).abs() < 1e-9, "{}", last.target);
+        assert_eq!(last.cumulative.requests, s.totals.requests);
+        assert_eq!(s.totals.requests, 610);
+        assert!(!last.is_partial());
+    }
+
+    #[test]
+    fn a_longer_final_stretch_is_a_partial_point_of_its_real_length() {
+        let plan = plan("users = 10\nduration = \"5s\"");
+        let mut c = three_seconds_then(&plan, snapshot(&plan, 120, 60, 0));
+        // Interrupted at 3.6 s.
+        assert_eq!(c.leave_at(0, Duration::from_millis(3600)), vec![3]);
+        let live = c.progress(3);
+        assert_eq!(live.elapsed, Duration::from_millis(3600));
+        assert_eq!(live.span, Duration::from_millis(600));
+        assert!(live.is_partial());
+        assert!((live.rps - 200.0).abs() < 1e-9, "{}", live.rps);
+        assert!((live.started_per_second() - 100.0).abs() < 1e-9);
+        let s = finish(c, &plan, 3.61);
+        let last = s.series.last().unwrap();
+        assert_eq!((last.t, last.span_s), (4, 0.6));
+        assert!(last.is_partial());
+        assert!((last.rps - 200.0).abs() < 1e-9);
+        assert!((last.failures_per_second() - 50.0).abs() < 1e-9);
+        assert_eq!(last.target, 10.0, "the pattern still asked for 10 users");
+        let points: u64 = s.series.iter().map(|p| p.requests).sum();
+        assert_eq!(points, s.totals.requests);
+    }
+
+    #[test]
+    fn the_target_is_nothing_once_the_pattern_is_over() {
+        let plan = plan("model = \"open\"\nrate = 100\nduration = \"3s\"");
+        // In-flight requests finish 0.4 s after the end of the pattern.
+        let mut c = three_seconds_then(&plan, snapshot(&plan, 8, 0, 0));
+        assert_eq!(c.leave_at(0, Duration::from_millis(3400)), vec![3]);
+        let s = finish(c, &plan, 3.41);
+        let last = s.series.last().unwrap();
+        assert_eq!((last.t, last.span_s, last.target), (4, 0.4, 0.0));
+        assert!((last.rps - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn closed_snapshots_merged_elsewhere_give_the_same_series() {
+        let plan = plan("users = 10\nduration = \"5s\"");
+        for end_ms in [3050, 3600] {
+            let mut worker = Collector::new(&plan, false, Duration::from_secs(3));
+            worker.keep_closed_snapshots();
+            worker.join(0);
+            for second in 1..=3 {
+                worker.add(0, second, snapshot(&plan, 200, 100, 10));
+            }
+            worker.add(0, 3, snapshot(&plan, 30, 0, 0));
+            worker.leave_at(0, Duration::from_millis(end_ms));
+            let closed = worker.take_closed();
+            let labels: Vec<u64> = closed.iter().map(|c| c.second).collect();
+            assert_eq!(labels, [1, 2, 3, 3], "the final stretch after second 3");
+            // A coordinator merging what the worker streamed.
+            let mut coordinator = Collector::new(&plan, false, Duration::from_secs(3));
+            coordinator.join(7);
+            for c in closed {
+                coordinator.add(7, c.second, c.snapshot);
+            }
+            coordinator.leave_at(7, Duration::from_millis(end_ms));
+            let elapsed = end_ms as f64 / 1000.0;
+            let (a, b) = (
+                finish(worker, &plan, elapsed),
+                finish(coordinator, &plan, elapsed),
+            );
+            let spans = |s: &RunSummary| -> Vec<(u64, f64, u64)> {
+                s.series
+                    .iter()
+                    .map(|p| (p.t, p.span_s, p.requests))
+                    .collect()
+            };
+            assert_eq!(spans(&a), spans(&b), "ending at {end_ms} ms");
+        }
+    }
+
+    #[test]
+    fn a_run_shorter_than_the_fold_keeps_its_only_point() {
+        let plan = plan("users = 1\niterations = 5");
+        let mut c = Collector::new(&plan, false, Duration::from_secs(3));
+        c.join(0);
+        assert!(c.add(0, 0, snapshot(&plan, 5, 5, 0)).is_empty());
+        assert_eq!(c.leave_at(0, Duration::from_millis(100)), vec![0]);
+        let s = finish(c, &plan, 0.1);
+        assert_eq!(s.series.len(), 1);
+        assert_eq!((s.series[0].t, s.series[0].span_s), (1, 0.1));
+        assert!((s.series[0].rps - 50.0).abs() < 1e-9);
     }
 }

@@ -19,7 +19,8 @@ use crate::plan::{Model, Plan};
 
 /// What a generator thread sends to the collector.
 pub enum ShardMsg {
-    /// What a thread recorded in the second ending at `second`.
+    /// What a thread recorded in the second ending at `second`; for its
+    /// final snapshot, since then (`second` is then the last it reported).
     Interval {
         shard: usize,
         second: u64,
@@ -111,8 +112,13 @@ async fn shard_main(ctx: ShardContext) {
             _ = &mut work => break,
         }
     }
-    let second = (ctx.start.elapsed().as_secs_f64().ceil() as u64).max(last_second + 1);
-    send(second);
+    // The final snapshot covers the time since the last tick, which may
+    // end anywhere within a second. It is labelled with the last second
+    // this thread reported, so it never claims (and closes) a second that
+    // has not ended: the collector adds it to the first second still open,
+    // and when the run ends gives that second its real length or folds a
+    // short one into the second before it.
+    send(last_second);
     let _ = ctx.tx.send(ShardMsg::Done { shard: ctx.shard });
 }
 

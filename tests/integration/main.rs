@@ -10,6 +10,7 @@ mod patterns;
 mod properties;
 mod reports;
 mod run;
+mod series;
 mod server;
 mod validate;
 mod wire;

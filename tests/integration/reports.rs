@@ -7,11 +7,12 @@ use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
 use crate::server::TestServer;
-use crate::{loadctl, scenario, summary, write};
+use crate::{loadctl, run_quiet, scenario, summary, write};
 
 const STATS_HEADER: &str = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
 const HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size";
-const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences,First Seen,Last Seen";
+/// Locust's, exactly: tools that parse Locust's files parse these.
+const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences";
 
 const OUT_FILES: [&str; 6] = [
     "summary.json",
@@ -105,10 +106,7 @@ fn run_out_writes_locust_csv_with_exact_headers() {
     let failures = read(out.join("loadctl_failures.csv"));
     assert_eq!(first_line(&failures), FAILURES_HEADER);
     let row = failures.lines().nth(1).expect("one failure row");
-    assert!(
-        row.starts_with("POST,bad,\"status: status 500, expected 200-399\",30,"),
-        "{row}"
-    );
+    assert_eq!(row, "POST,bad,\"status: status 500, expected 200-399\",30");
 }
 
 #[test]
@@ -297,7 +295,8 @@ fn compare_passes_a_run_against_itself_and_fails_a_planted_regression() {
 
     let mut worse = s.clone();
     let p95 = worse["steps"][0]["latency_ms"]["p95"].as_f64().unwrap();
-    worse["steps"][0]["latency_ms"]["p95"] = (p95 * 1.5 + 1.0).into();
+    // Past the 2 ms floor as well as the 10% limit.
+    worse["steps"][0]["latency_ms"]["p95"] = (p95 * 1.5 + 5.0).into();
     let rps = worse["totals"]["rps"].as_f64().unwrap();
     worse["totals"]["rps"] = (rps * 0.8).into();
     let current = write(dir.path(), "worse.json", &worse.to_string());
@@ -318,6 +317,66 @@ fn compare_passes_a_run_against_itself_and_fails_a_planted_regression() {
         .assert()
         .code(1)
         .stdout(predicates::str::contains("1 regression beyond 25%"));
+}
+
+#[test]
+fn compare_ignores_latency_jitter_under_the_floor_and_no_more() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = run_into(&server, dir.path(), &[]);
+    // Two identical runs on loopback: p95 from 1 ms to 2.72 ms (+172%).
+    s["totals"]["latency_ms"]["p95"] = 1.0.into();
+    let base = write(dir.path(), "base.json", &s.to_string());
+    s["totals"]["latency_ms"]["p95"] = 2.72.into();
+    let jitter = write(dir.path(), "jitter.json", &s.to_string());
+    let compare = |extra: &[&str], current: &Path| {
+        loadctl()
+            .args(["report", "--compare"])
+            .arg(&base)
+            .arg(current)
+            .args(extra)
+            .assert()
+    };
+    compare(&[], &jitter)
+        .code(0)
+        .stdout(predicates::str::contains("under 2ms"))
+        .stdout(predicates::str::contains("no regression beyond 10%"));
+    // A lower floor makes the same rise a regression.
+    compare(&["--min-change", "1ms"], &jitter)
+        .code(1)
+        .stdout(predicates::str::contains("Aggregated: p95 up 172%"));
+    compare(&["--min-change", "0"], &jitter).code(1);
+    // A rise past the floor and the limit is a regression by default.
+    s["totals"]["latency_ms"]["p95"] = 3.5.into();
+    let slower = write(dir.path(), "slower.json", &s.to_string());
+    compare(&[], &slower)
+        .code(1)
+        .stdout(predicates::str::contains("1 regression beyond 10%"));
+    // ... and no longer one with a higher floor.
+    compare(&["--min-change", "3ms"], &slower).code(0);
+    // Improvements never are.
+    loadctl()
+        .args(["report", "--compare"])
+        .arg(&slower)
+        .arg(&base)
+        .assert()
+        .code(0);
+    // The floor means nothing without --compare, and must be a latency.
+    loadctl()
+        .arg("report")
+        .arg(&base)
+        .args(["--min-change", "1ms"])
+        .assert()
+        .code(2);
+    compare(&["--min-change", "5%"], &jitter)
+        .code(2)
+        .stderr(predicates::str::contains("--min-change"));
+    loadctl()
+        .args(["report", "--help"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("--min-change"))
+        .stdout(predicates::str::contains("default: 2ms"));
 }
 
 #[test]
@@ -420,4 +479,46 @@ fn live_metrics_are_served_during_the_run() {
         http_get(&addr, "/metrics").is_none(),
         "the endpoint closes with the run"
     );
+}
+
+#[test]
+fn thresholds_on_a_step_without_requests_are_not_evaluated_and_fail_everywhere() {
+    // `item` is never reached: the step before it always fails, and a
+    // failed step ends the iteration.
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(
+            &server.url(),
+            "users = 1\niterations = 3",
+            "[[flow.step]]\nname = \"first\"\npath = \"/status/500\"\n\
+             [[flow.step]]\nname = \"item\"\npath = \"/ok\"",
+            "[thresholds]\n\"step:item\" = [\"error_rate < 0.05\", \"p(99) < 800ms\", \"count < 10\"]\n",
+        ),
+    );
+    let out = dir.path().join("out");
+    let run = run_quiet(&file, &out).code(1);
+    let table = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
+    let s = summary(&out);
+    assert_eq!(s["steps"][1]["requests"], 0, "item was never reached");
+    assert_eq!(s["thresholds_passed"], false);
+    let why = "no data: step `item` sent no request";
+    for t in s["thresholds"].as_array().unwrap() {
+        let expr = t["expression"].as_str().unwrap();
+        assert_eq!(t["observed"], serde_json::Value::Null, "{expr}");
+        assert_eq!(t["passed"], false, "{expr}");
+        assert!(
+            table.contains(&format!("✗ step:item: {expr}  (not evaluated, {why})")),
+            "{expr}:\n{table}"
+        );
+    }
+    let junit = read(out.join("junit.xml"));
+    assert!(junit.contains(r#"tests="3" failures="3""#), "{junit}");
+    assert_eq!(junit.matches(&format!("not evaluated, {why}")).count(), 3);
+    let html = read(out.join("report.html"));
+    assert!(html.contains("3 of 3 thresholds failed"));
+    assert_eq!(html.matches("✗ not evaluated").count(), 3);
+    assert_eq!(html.matches(why).count(), 3);
 }
