@@ -187,21 +187,30 @@ impl Collector {
     }
 
     /// Takes a source's snapshot of the second ending at `second`; returns
-    /// the indexes of series points it completed. An unknown source joins.
+    /// the indexes of series points it completed. A source that has not
+    /// joined (or has left) is counted but not waited for.
     pub fn add(&mut self, source: SourceId, second: u64, snapshot: Snapshot) -> Vec<usize> {
         self.totals.merge(&snapshot);
         let late = second <= self.closed;
         let open = self.open;
         let entry = self
             .pending
-            .entry(if late { self.closed + 1 } else { second })
+            .entry(if late {
+                self.closed.saturating_add(1)
+            } else {
+                second
+            })
             .or_insert_with(|| (Snapshot::new(snapshot.steps.len(), open), 0));
         entry.0.merge(&snapshot);
         if !late {
             entry.1 += snapshot.active_users;
         }
-        let reported = self.sources.entry(source).or_insert(0);
-        *reported = (*reported).max(second);
+        // Only sources that joined (and have not left) hold seconds back:
+        // a straggler from a source that left still counts, but is waited
+        // for no more.
+        if let Some(reported) = self.sources.get_mut(&source) {
+            *reported = (*reported).max(second);
+        }
         self.flush(self.complete())
     }
 
