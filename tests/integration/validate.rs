@@ -266,3 +266,58 @@ fn validate_warns_about_an_unset_environment_variable_and_run_refuses_it() {
         .success();
     assert_eq!(server.paths(), ["/word"]);
 }
+
+/// `count` lines of `line_len` bytes that each set the top-level key
+/// `name`, which [`BASE`] then sets once more: `count` duplicates.
+fn duplicated_keys(count: usize, line_len: usize) -> String {
+    let value = "x".repeat(line_len - "name = \"\"\n".len());
+    let mut text = format!("name = \"{value}\"\n").repeat(count);
+    text.push_str(BASE);
+    text
+}
+
+#[test]
+fn a_file_with_a_problem_on_every_line_lists_fifty_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50,000 duplicated keys in 9.5 MB, under the limit.
+    let file = write(dir.path(), "dup.toml", &duplicated_keys(50_000, 190));
+    let out = loadctl().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 51, "{}", &stderr[..stderr.len().min(2000)]);
+    // Line 1 sets `name` first; each later `name` is a duplicate.
+    let first = format!("{}:2:1: error: TOML syntax: duplicate key", file.display());
+    assert_eq!(lines[0], first);
+    assert_eq!(
+        lines[50],
+        format!(
+            "{}: error: … and 49,950 more problems (only the first 50 are shown)",
+            file.display()
+        )
+    );
+    let out = loadctl()
+        .args(["validate", "--format", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"][0]["problems"].as_array().unwrap().len(), 51);
+    assert_eq!(report["files"][0]["more_problems"], 49_950);
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_by_validate_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50,000 duplicated keys in 50 MB.
+    let file = write(dir.path(), "huge.toml", &duplicated_keys(50_000, 1000));
+    let refusal = format!(
+        "{}: error: the scenario is 50,000,109 bytes (47.7 MiB), over the limit of 10 MiB (10,485,760 bytes) for a scenario\n",
+        file.display()
+    );
+    for command in ["validate", "run"] {
+        let out = loadctl().arg(command).arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), refusal, "{command}");
+    }
+}
