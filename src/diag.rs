@@ -234,12 +234,15 @@ pub fn render_with(path: &Path, at: Option<LineCol>, d: &Diagnostic) -> String {
     }
 }
 
-/// Suggests the closest of `candidates` to a misspelled `word`.
+/// Suggests the closest of `candidates` to a misspelled `word`: similar by
+/// Jaro-Winkler, or one edit away (which catches a swap in a short word,
+/// `GTE` for `GET`, that Jaro-Winkler scores low).
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let one_edit = |c: &str| word.chars().count() >= 3 && strsim::osa_distance(word, c) <= 1;
     candidates
         .iter()
         .map(|c| (strsim::jaro_winkler(word, c), *c))
-        .filter(|(score, _)| *score > 0.8)
+        .filter(|(score, c)| *score > 0.8 || one_edit(c))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
@@ -317,5 +320,6 @@ mod tests {
     fn suggests_close_names_only() {
         assert_eq!(did_you_mean("userz", &["users", "rate"]), Some("users"));
         assert_eq!(did_you_mean("zzz", &["users", "rate"]), None);
+        assert_eq!(did_you_mean("GTE", &["GET", "PUT", "POST"]), Some("GET"));
     }
 }

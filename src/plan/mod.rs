@@ -18,18 +18,19 @@ mod fingerprint;
 pub mod inputs;
 mod load;
 mod pointer;
+mod scope;
 mod step;
 pub mod template;
 pub mod threshold;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
 use minijinja::Value;
 
-use crate::diag::{Diagnostics, Severity, Span, Spanned};
+use crate::diag::{Diagnostics, Span, Spanned};
 use crate::scenario::{self, Scenario, StatusSpec};
 pub use fingerprint::fingerprint;
 use inputs::FileError;
@@ -234,12 +235,26 @@ pub fn compile(
         templates: Templates::default(),
         inputs,
         env_is_a_feeder: false,
+        feeder_names: Vec::new(),
+        stand_ins: BTreeMap::new(),
+        extracted: BTreeSet::new(),
     };
     let target = c.target(&scenario.target, overrides);
     let load = c.load(&scenario.load, overrides);
     let feeders = c.feeders(&scenario.data);
+    c.feeder_names = feeders.iter().map(|f| f.name.clone()).collect();
     // A feeder named `env` hides the environment from templates.
-    c.env_is_a_feeder = feeders.iter().any(|f| f.name == "env");
+    c.env_is_a_feeder = c.feeder_names.iter().any(|f| f == "env");
+    let var_values: BTreeMap<String, Value> = scenario
+        .vars
+        .iter()
+        .map(|(k, v)| {
+            let value = Value::from(minijinja::value::Serde(&v.value));
+            (k.value.clone(), value)
+        })
+        .collect();
+    let globals = Globals::new(inputs.env.values(), var_values);
+    c.stand_ins = scope::stand_ins(&globals, &feeders);
     let vars: Vec<String> = scenario.vars.iter().map(|(k, _)| k.value.clone()).collect();
     let mut known: BTreeSet<String> = template::BUILTIN_VARS
         .iter()
@@ -260,13 +275,6 @@ pub fn compile(
         return None;
     }
     let templates = c.templates;
-    let mut var_values = std::collections::BTreeMap::new();
-    for (k, v) in &scenario.vars {
-        var_values.insert(
-            k.value.clone(),
-            Value::from(minijinja::value::Serde(&v.value)),
-        );
-    }
     Some(Plan {
         name: scenario
             .name
@@ -288,7 +296,7 @@ pub fn compile(
         metrics,
         feeders,
         templates,
-        globals: Globals::new(inputs.env.values(), var_values),
+        globals,
         thresholds,
         secrets: Secrets::new(&scenario.secrets),
     })
@@ -301,6 +309,13 @@ struct Compiler<'d> {
     /// Whether `env.X` in a template reads a data feeder's column rather
     /// than the environment.
     env_is_a_feeder: bool,
+    feeder_names: Vec<String>,
+    /// What a probe render of a template sees for the shared names
+    /// ([`scope::stand_ins`]).
+    stand_ins: BTreeMap<String, Value>,
+    /// The names extracted so far in the flow being compiled: they hide
+    /// shared names, and their values are only known at run time.
+    extracted: BTreeSet<String>,
 }
 
 impl Compiler<'_> {
@@ -547,65 +562,6 @@ impl Compiler<'_> {
         }
     }
 
-    /// Compiles a template and checks that it reads only known variables.
-    fn template(
-        &mut self,
-        text: &Spanned<String>,
-        known: &BTreeSet<String>,
-        context: &str,
-    ) -> Option<Part> {
-        match self.templates.compile(&text.value) {
-            Ok((part, paths)) => {
-                let mut ok = true;
-                let vars: BTreeSet<&str> = paths.iter().map(|p| template::top_level(p)).collect();
-                for v in vars.iter().filter(|v| !known.contains(**v)) {
-                    ok = false;
-                    let names: Vec<&str> = known.iter().map(String::as_str).collect();
-                    let mut msg = format!("{context}: unknown variable `{v}`");
-                    if let Some(s) = crate::diag::did_you_mean(v, &names) {
-                        msg.push_str(&format!("; did you mean `{s}`?"));
-                    } else {
-                        msg.push_str(&format!(
-                            "; templates can use {}, and values extracted by earlier steps",
-                            names.join(", ")
-                        ));
-                    }
-                    self.diags.error(text.span.clone(), msg);
-                }
-                if !self.env_is_a_feeder {
-                    let env_names: BTreeSet<&str> = paths
-                        .iter()
-                        .filter_map(|p| p.strip_prefix("env."))
-                        .map(template::top_level)
-                        .collect();
-                    for name in env_names {
-                        ok &= self.env_var(name, &text.span, context);
-                    }
-                }
-                ok.then_some(part)
-            }
-            Err(e) => {
-                self.diags
-                    .error(text.span.clone(), format!("{context}: template error: {e}"));
-                None
-            }
-        }
-    }
-
-    /// Judges a template's read of `env.NAME` against the inputs; false
-    /// when that is an error.
-    fn env_var(&mut self, name: &str, span: &Span, context: &str) -> bool {
-        let Some((severity, problem)) = self.inputs.env_problem(name) else {
-            return true;
-        };
-        let message = format!("{context}: {problem}");
-        match severity {
-            Severity::Error => self.diags.error(span.clone(), message),
-            Severity::Warning => self.diags.warning(span.clone(), message),
-        }
-        severity != Severity::Error
-    }
-
     fn flows(
         &mut self,
         flows: &[scenario::Flow],
@@ -649,6 +605,7 @@ impl Compiler<'_> {
             // Extracted variables are visible to later steps of the same
             // flow only; each flow starts from the shared names.
             let mut flow_known = known.clone();
+            self.extracted.clear();
             let steps = f
                 .steps
                 .iter()
@@ -855,7 +812,13 @@ mod tests {
     fn compile_str(text: &str, o: &Overrides) -> (Option<Plan>, Diagnostics) {
         let mut d = Diagnostics::default();
         let s = scenario::parse(text, &mut d).expect("valid TOML");
-        let p = compile(&s, None, o, &Inputs::for_cli(None, Severity::Error), &mut d);
+        let p = compile(
+            &s,
+            None,
+            o,
+            &Inputs::for_cli(None, crate::diag::Severity::Error),
+            &mut d,
+        );
         (p, d)
     }
 

@@ -267,6 +267,64 @@ fn validate_warns_about_an_unset_environment_variable_and_run_refuses_it() {
     assert_eq!(server.paths(), ["/word"]);
 }
 
+/// Each case: a step whose template or method fails every request at run
+/// time, with `@` where the error must point, and the message. Earlier in
+/// the file: a feeder `accounts` (columns `user,password`) and a step that
+/// extracts `first_id`.
+const RUN_TIME_FAILURES: &[(&str, &str)] = &[
+    (
+        "path = @\"/api/items/{{ first_id | upperr }}\"",
+        "path: unknown filter `upperr`; did you mean `upper`?",
+    ),
+    (
+        "path = @\"/api/items?page={{ random(1) }}\"",
+        "path: `random(1)`: missing argument; call it as random(low, high)",
+    ),
+    (
+        "path = @\"/api/items?page={{ randon(1, 10) }}\"",
+        "path: unknown function `randon`; did you mean `random`? functions: random, uuid, timestamp, timestamp_ms, ",
+    ),
+    (
+        "path = \"/login\"\n  headers = { \"X-User\" = @\"{{ accounts.usr }}\" }",
+        "step headers: data `accounts` has no column `usr`; did you mean `accounts.user`?",
+    ),
+    (
+        "method = @\"GTE\"\n  path = \"/\"",
+        "`GTE` is not an HTTP method; did you mean `GET`?",
+    ),
+];
+
+#[test]
+fn templates_and_methods_that_fail_every_request_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "accounts.csv", "user,password\nalice,pw\n");
+    let preamble = "[target]\nbase_url = \"demo\"\n[load]\nusers = 1\nduration = \"1s\"\n\
+                    [[data]]\nname = \"accounts\"\nfile = \"accounts.csv\"\n\
+                    [[flow]]\n  [[flow.step]]\n  path = \"/api/items\"\n  \
+                    extract = { first_id = { json = \"/items/0/id\" } }\n  [[flow.step]]\n  ";
+    for (i, (step, message)) in RUN_TIME_FAILURES.iter().enumerate() {
+        let (text, line, column) = location(&format!("{preamble}{step}\n"));
+        let file = write(dir.path(), &format!("run-time{i}.toml"), &text);
+        let out = loadctl().arg("validate").arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {stderr}");
+        let expected = format!("{}:{line}:{column}: error: {message}", file.display());
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "case {i}: expected `{expected}` in:\n{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "case {i}: one problem:\n{stderr}"
+        );
+    }
+    // Any case is fine: `get` is sent as GET.
+    let fixed = format!("{preamble}method = \"get\"\n  path = \"/api/items/{{{{ first_id }}}}\"\n");
+    let file = write(dir.path(), "lower-case.toml", &fixed);
+    loadctl().arg("validate").arg(&file).assert().success();
+}
+
 /// `count` lines of `line_len` bytes that each set the top-level key
 /// `name`, which [`BASE`] then sets once more: `count` duplicates.
 fn duplicated_keys(count: usize, line_len: usize) -> String {
