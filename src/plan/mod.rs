@@ -35,6 +35,7 @@ use crate::scenario::{self, Scenario, StatusSpec};
 pub use fingerprint::fingerprint;
 use inputs::FileError;
 pub use inputs::{EnvVars, Files, Inputs};
+use load::parse_duration_or_zero;
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
 pub use pointer::JsonPointer;
 pub use step::{ExpectPlan, ExtractFrom, ExtractPlan, HttpStep, StepKind, StepPlan};
@@ -196,7 +197,8 @@ impl std::fmt::Debug for CaFile {
 pub struct FlowPlan {
     pub name: String,
     pub weight: u64,
-    /// Pause after each step: fixed, or uniform in a range.
+    /// Pause after each step: fixed, or uniform in a range; `None` for
+    /// none (no `think_time`, or zero).
     pub think_time: Option<(Duration, Duration)>,
     pub steps: Vec<StepPlan>,
 }
@@ -590,7 +592,7 @@ impl Compiler<'_> {
                 .think_time
                 .as_ref()
                 .and_then(|t| match parse_think_time(&t.value) {
-                    Ok(range) => Some(range),
+                    Ok(range) => range,
                     Err(e) => {
                         self.diags.error(t.span.clone(), format!("think_time: {e}"));
                         None
@@ -674,23 +676,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(d).map_err(|_| format!("`{text}` is out of range"))
 }
 
-/// `"1s"` (fixed) or `"1s..3s"` (uniform between the two).
-fn parse_think_time(text: &str) -> Result<(Duration, Duration), String> {
-    match text.split_once("..") {
+/// `"1s"` (fixed) or `"1s..3s"` (uniform between the two). Zero is
+/// allowed and means no pause: `None` for `"0s"` and `"0s..0s"`.
+fn parse_think_time(text: &str) -> Result<Option<(Duration, Duration)>, String> {
+    let (lo, hi) = match text.split_once("..") {
         Some((lo, hi)) => {
-            let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+            let (lo, hi) = (parse_duration_or_zero(lo)?, parse_duration_or_zero(hi)?);
             if lo > hi {
                 return Err(format!(
                     "`{text}`: the lower bound is above the upper bound"
                 ));
             }
-            Ok((lo, hi))
+            (lo, hi)
         }
         None => {
-            let d = parse_duration(text)?;
-            Ok((d, d))
+            let d = parse_duration_or_zero(text)?;
+            (d, d)
         }
-    }
+    };
+    Ok((!hi.is_zero()).then_some((lo, hi)))
 }
 
 fn parse_status(spec: &StatusSpec) -> Result<(u16, u16), String> {
@@ -914,6 +918,29 @@ pattern = "zigzag"
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn zero_think_time_means_no_pause_but_other_durations_stay_above_zero() {
+        assert_eq!(parse_think_time("0s"), Ok(None));
+        assert_eq!(parse_think_time("0s..0s"), Ok(None));
+        assert_eq!(parse_think_time("0ms"), Ok(None));
+        let one = Duration::from_secs(1);
+        assert_eq!(parse_think_time("0s..1s"), Ok(Some((Duration::ZERO, one))));
+        assert_eq!(parse_think_time("1s"), Ok(Some((one, one))));
+        assert!(parse_think_time("-1s").is_err());
+        assert!(parse_think_time("1s..0s").is_err());
+        let text = OK.replace("[[flow]]", "[[flow]]\nthink_time = \"0s\"");
+        let (p, d) = compile_str(&text, &Overrides::default());
+        let p = p.unwrap_or_else(|| panic!("{d:?}"));
+        assert_eq!(p.flows[0].think_time, None);
+        let text = OK.replace("duration = \"1s\"", "duration = \"0s\"");
+        let (p, d) = compile_str(&text, &Overrides::default());
+        assert!(p.is_none());
+        assert!(
+            d.items()[0].message.contains("must be more than zero"),
+            "{d:?}"
+        );
     }
 
     #[test]

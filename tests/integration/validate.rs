@@ -325,6 +325,25 @@ fn templates_and_methods_that_fail_every_request_are_errors() {
     loadctl().arg("validate").arg(&file).assert().success();
 }
 
+#[test]
+fn zero_think_time_is_no_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    for think in ["0s", "0s..0s", "0s..10ms"] {
+        let text = BASE.replace("[[flow]]", &format!("[[flow]]\nthink_time = \"{think}\""));
+        let file = write(dir.path(), "think.toml", &text);
+        loadctl().arg("validate").arg(&file).assert().success();
+    }
+    // Elsewhere a duration must still be more than zero.
+    let text = BASE.replace("duration = \"1s\"", "duration = \"0s\"");
+    let file = write(dir.path(), "zero.toml", &text);
+    loadctl()
+        .arg("validate")
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("must be more than zero"));
+}
+
 /// `count` lines of `line_len` bytes that each set the top-level key
 /// `name`, which [`BASE`] then sets once more: `count` duplicates.
 fn duplicated_keys(count: usize, line_len: usize) -> String {
