@@ -6,9 +6,16 @@
 //! comments and layout survive, and validates the result: what it returns
 //! always passes `validate`. `loadctl init` and the MCP tool
 //! `create_scenario` both call it.
+//!
+//! The rest of a preset's load follows the flags in proportion: with
+//! `--users`, the other counts of its pattern (the spike's `base`) keep
+//! their ratio to the user count; with `--duration`, its timings (the
+//! spike's `spike_at`, `spike_ramp` and `spike_hold`) keep their share of
+//! the duration. A preset's comments state no numbers the flags change.
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::diag::{Diagnostics, Span, Spanned};
 use crate::plan::{self, Inputs, Overrides};
@@ -141,15 +148,25 @@ pub fn render(preset: Preset, params: &Params, shown_as: &Path) -> Result<String
         if users == 0 {
             return Err(parameter("users", " must be at least 1"));
         }
-        let span = (parsed.load.users.as_ref().map(|u| u.span.clone()))
-            .or_else(|| parsed.load.peak.as_ref().map(|p| p.span.clone()))
+        let level = (parsed.load.users.as_ref())
+            .map(|u| Spanned::new(u.value as f64, u.span.clone()))
+            .or_else(|| parsed.load.peak.clone())
             .ok_or_else(|| missing("users"))?;
-        edits.push((span, users.to_string()));
+        edits.push((level.span.clone(), users.to_string()));
+        edits.extend(scaled_counts(&parsed.load, level.value, users));
     }
     if let Some(duration) = &params.duration {
-        plan::parse_duration(duration).map_err(|e| parameter("duration", format!(": {e}")))?;
-        let span = span_of(&parsed.load.duration).ok_or_else(|| missing("duration"))?;
-        edits.push((span, toml_string(duration)));
+        let new =
+            plan::parse_duration(duration).map_err(|e| parameter("duration", format!(": {e}")))?;
+        let old = parsed
+            .load
+            .duration
+            .as_ref()
+            .ok_or_else(|| missing("duration"))?;
+        let old_duration = plan::parse_duration(&old.value)
+            .map_err(|e| PresetError::Preset(format!("the preset's duration: {e}")))?;
+        edits.push((old.span.clone(), toml_string(duration)));
+        edits.extend(scaled_timings(&parsed.load, old_duration, new));
     }
     let mut out = text.to_string();
     edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
@@ -163,6 +180,71 @@ pub fn render(preset: Preset, params: &Params, shown_as: &Path) -> Result<String
         return Err(PresetError::Invalid(Box::new(checked)));
     }
     Ok(out)
+}
+
+/// The pattern's other counts, scaled from the preset's level (`users` or
+/// the spike's `peak`) to `users`: each keeps its ratio to the level,
+/// rounded, and stays between 1 and `users` when it was above zero, so
+/// `peak >= base` holds for any user count.
+fn scaled_counts(load: &scenario::Load, level: f64, users: u64) -> Vec<(Span, String)> {
+    let counts = [
+        &load.base,
+        &load.amplitude,
+        &load.min,
+        &load.max,
+        &load.burst,
+    ];
+    counts
+        .into_iter()
+        .flatten()
+        .map(|count| {
+            let mut scaled = (count.value * users as f64 / level.max(1.0)).round() as u64;
+            if count.value > 0.0 {
+                scaled = scaled.clamp(1, users);
+            }
+            (count.span.clone(), scaled.to_string())
+        })
+        .collect()
+}
+
+/// The pattern's timings, scaled from the preset's duration `old` to
+/// `new`, each rounded down to the millisecond so that together they still
+/// fit in the duration. A timing that must be more than zero (a wave's
+/// period, a burst's interval) stays at least a millisecond.
+fn scaled_timings(load: &scenario::Load, old: Duration, new: Duration) -> Vec<(Span, String)> {
+    let may_be_zero = [
+        &load.ramp_up,
+        &load.ramp_down,
+        &load.spike_at,
+        &load.spike_ramp,
+        &load.spike_hold,
+    ];
+    let above_zero = [
+        &load.period,
+        &load.change_every,
+        &load.every,
+        &load.burst_length,
+    ];
+    let scale = |timing: &Spanned<String>, floor: Duration| {
+        // A value the preset writes wrong is left for validation to report.
+        let value = plan::parse_duration(&timing.value).unwrap_or(Duration::ZERO);
+        // In whole numbers, so a share of the duration is never rounded up.
+        let millis = value.as_nanos() * new.as_millis() / old.as_nanos().max(1);
+        let scaled = Duration::from_millis(millis as u64).max(floor);
+        (
+            timing.span.clone(),
+            toml_string(&crate::units::fmt_duration(scaled)),
+        )
+    };
+    let zero_ok = may_be_zero
+        .into_iter()
+        .flatten()
+        .map(|t| scale(t, Duration::ZERO));
+    let positive = above_zero
+        .into_iter()
+        .flatten()
+        .map(|t| scale(t, Duration::from_millis(1)));
+    zero_ok.chain(positive).collect()
 }
 
 /// `http://host:8080/a/b?c=d` → (`http://host:8080`, `/a/b?c=d`).

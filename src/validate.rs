@@ -8,6 +8,11 @@
 //! --format json` prints and the MCP tool `validate_scenario` returns;
 //! [`Checked::rendered`] gives the `file:line:column: severity: message`
 //! lines `validate` and `run` print.
+//!
+//! Checking is bounded for hostile input: a scenario over
+//! [`scenario::MAX_SCENARIO_BYTES`] is refused before it is parsed, and
+//! only the first [`MAX_SHOWN`](crate::diag::MAX_SHOWN) problems are kept,
+//! followed by a count of the rest.
 
 use std::path::Path;
 
@@ -77,9 +82,20 @@ pub fn check_file(path: &Path, overrides: &Overrides, inputs: &Inputs) -> Checke
 }
 
 /// Parses and compiles scenario text given in memory; `name` is what
-/// problems are reported under and what names the plan.
+/// problems are reported under and what names the plan. Text over
+/// [`scenario::MAX_SCENARIO_BYTES`] is refused, as a file would be.
 pub fn check_text(name: &Path, text: &str, overrides: &Overrides, inputs: &Inputs) -> Checked {
     let mut diags = Diagnostics::default();
+    if let Some(problem) = scenario::size_problem(text.len() as u64) {
+        diags.error(None, problem);
+        return finish(
+            SourceFile::new(name, String::new()),
+            None,
+            diags,
+            overrides,
+            inputs,
+        );
+    }
     let scenario = scenario::parse(text, &mut diags);
     finish(
         SourceFile::new(name, text.to_string()),
@@ -174,6 +190,21 @@ mod tests {
         );
         assert!(checked.valid() && checked.problems().is_empty());
         assert_eq!(checked.plan.expect("valid").name, "agent");
+    }
+
+    #[test]
+    fn text_over_the_limit_is_refused_like_a_file() {
+        let text = "#".repeat(crate::scenario::MAX_SCENARIO_BYTES as usize + 1);
+        let checked = check_text(
+            Path::new("agent.toml"),
+            &text,
+            &Overrides::default(),
+            &inputs(Severity::Error),
+        );
+        let problems = checked.problems();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].message.contains("over the limit of 10 MiB"));
+        assert!(checked.source.text.is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The checking itself is [`crate::validate`]; this file prints it. A
 //! template reading an unset environment variable is a warning here (and an
-//! error in `run`).
+//! error in `run`). A file over 10 MiB is refused, and at most the first
+//! 50 problems of a file are printed, then a count of the rest.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,8 @@ use crate::validate::{check_file, Problem};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Scenario files to check
+    /// Scenario files to check. A file over 10 MiB is refused (for `run` too); of a file's
+    /// problems, the first 50 are listed, then a count of the rest
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Output format
@@ -40,7 +42,10 @@ struct Report {
 struct FileReport {
     file: String,
     valid: bool,
+    /// The first problems; the last one counts the rest, if any.
     problems: Vec<Problem>,
+    /// How many problems are not listed.
+    more_problems: usize,
 }
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
@@ -66,6 +71,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
                 file: path.display().to_string(),
                 valid,
                 problems: checked.problems(),
+                more_problems: checked.diagnostics.omitted(),
             }),
         }
     }

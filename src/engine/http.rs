@@ -199,6 +199,24 @@ headers = { "X-A" = "target", "X-B" = "target" }"#;
     }
 
     #[tokio::test]
+    async fn a_render_failure_names_the_template_and_the_expression() {
+        let steps = "  [[flow.step]]\n  path = \"/items\"\n  \
+                     extract = { id = { json = \"/id\" } }\n\
+                     [[flow.step]]\n  path = \"/items/{{ id.name }}\"\n";
+        let plan = compiled(LOOPBACK, steps);
+        let connector = connector(&plan).await;
+        // The extracted value turned out to be a number, with no `name`.
+        let ctx = minijinja::context! { id => 7 };
+        let (kind, message) =
+            prepare(&plan, &connector, http(&plan.flows[0].steps[1]), &ctx).unwrap_err();
+        assert_eq!(kind, ErrorKind::Template);
+        assert_eq!(
+            message,
+            "template `/items/{{ id.name }}`: `id.name` is undefined"
+        );
+    }
+
+    #[tokio::test]
     async fn a_template_that_renders_no_uri_is_a_template_failure() {
         let plan = compiled(LOOPBACK, "  [[flow.step]]\n  path = \"{{ bad }}\"\n");
         let connector = connector(&plan).await;

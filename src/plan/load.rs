@@ -844,8 +844,9 @@ fn value_name(open: bool) -> &'static str {
     }
 }
 
-/// Like [`parse_duration`], but zero is allowed (an instant ramp).
-fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+/// Like [`parse_duration`], but zero is allowed (an instant ramp, no
+/// think time).
+pub(super) fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     match text.trim().parse::<jiff::SignedDuration>() {
         Ok(d) if d.is_zero() => Ok(Duration::ZERO),
         _ => parse_duration(text),

@@ -18,22 +18,24 @@ mod fingerprint;
 pub mod inputs;
 mod load;
 mod pointer;
+mod scope;
 mod step;
 pub mod template;
 pub mod threshold;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
 use minijinja::Value;
 
-use crate::diag::{Diagnostics, Severity, Span, Spanned};
+use crate::diag::{Diagnostics, Span, Spanned};
 use crate::scenario::{self, Scenario, StatusSpec};
 pub use fingerprint::fingerprint;
 use inputs::FileError;
 pub use inputs::{EnvVars, Files, Inputs};
+use load::parse_duration_or_zero;
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
 pub use pointer::JsonPointer;
 pub use step::{ExpectPlan, ExtractFrom, ExtractPlan, HttpStep, StepKind, StepPlan};
@@ -195,7 +197,8 @@ impl std::fmt::Debug for CaFile {
 pub struct FlowPlan {
     pub name: String,
     pub weight: u64,
-    /// Pause after each step: fixed, or uniform in a range.
+    /// Pause after each step: fixed, or uniform in a range; `None` for
+    /// none (no `think_time`, or zero).
     pub think_time: Option<(Duration, Duration)>,
     pub steps: Vec<StepPlan>,
 }
@@ -234,12 +237,26 @@ pub fn compile(
         templates: Templates::default(),
         inputs,
         env_is_a_feeder: false,
+        feeder_names: Vec::new(),
+        stand_ins: BTreeMap::new(),
+        extracted: BTreeSet::new(),
     };
     let target = c.target(&scenario.target, overrides);
     let load = c.load(&scenario.load, overrides);
     let feeders = c.feeders(&scenario.data);
+    c.feeder_names = feeders.iter().map(|f| f.name.clone()).collect();
     // A feeder named `env` hides the environment from templates.
-    c.env_is_a_feeder = feeders.iter().any(|f| f.name == "env");
+    c.env_is_a_feeder = c.feeder_names.iter().any(|f| f == "env");
+    let var_values: BTreeMap<String, Value> = scenario
+        .vars
+        .iter()
+        .map(|(k, v)| {
+            let value = Value::from(minijinja::value::Serde(&v.value));
+            (k.value.clone(), value)
+        })
+        .collect();
+    let globals = Globals::new(inputs.env.values(), var_values);
+    c.stand_ins = scope::stand_ins(&globals, &feeders);
     let vars: Vec<String> = scenario.vars.iter().map(|(k, _)| k.value.clone()).collect();
     let mut known: BTreeSet<String> = template::BUILTIN_VARS
         .iter()
@@ -260,13 +277,6 @@ pub fn compile(
         return None;
     }
     let templates = c.templates;
-    let mut var_values = std::collections::BTreeMap::new();
-    for (k, v) in &scenario.vars {
-        var_values.insert(
-            k.value.clone(),
-            Value::from(minijinja::value::Serde(&v.value)),
-        );
-    }
     Some(Plan {
         name: scenario
             .name
@@ -288,7 +298,7 @@ pub fn compile(
         metrics,
         feeders,
         templates,
-        globals: Globals::new(inputs.env.values(), var_values),
+        globals,
         thresholds,
         secrets: Secrets::new(&scenario.secrets),
     })
@@ -301,6 +311,13 @@ struct Compiler<'d> {
     /// Whether `env.X` in a template reads a data feeder's column rather
     /// than the environment.
     env_is_a_feeder: bool,
+    feeder_names: Vec<String>,
+    /// What a probe render of a template sees for the shared names
+    /// ([`scope::stand_ins`]).
+    stand_ins: BTreeMap<String, Value>,
+    /// The names extracted so far in the flow being compiled: they hide
+    /// shared names, and their values are only known at run time.
+    extracted: BTreeSet<String>,
 }
 
 impl Compiler<'_> {
@@ -547,65 +564,6 @@ impl Compiler<'_> {
         }
     }
 
-    /// Compiles a template and checks that it reads only known variables.
-    fn template(
-        &mut self,
-        text: &Spanned<String>,
-        known: &BTreeSet<String>,
-        context: &str,
-    ) -> Option<Part> {
-        match self.templates.compile(&text.value) {
-            Ok((part, paths)) => {
-                let mut ok = true;
-                let vars: BTreeSet<&str> = paths.iter().map(|p| template::top_level(p)).collect();
-                for v in vars.iter().filter(|v| !known.contains(**v)) {
-                    ok = false;
-                    let names: Vec<&str> = known.iter().map(String::as_str).collect();
-                    let mut msg = format!("{context}: unknown variable `{v}`");
-                    if let Some(s) = crate::diag::did_you_mean(v, &names) {
-                        msg.push_str(&format!("; did you mean `{s}`?"));
-                    } else {
-                        msg.push_str(&format!(
-                            "; templates can use {}, and values extracted by earlier steps",
-                            names.join(", ")
-                        ));
-                    }
-                    self.diags.error(text.span.clone(), msg);
-                }
-                if !self.env_is_a_feeder {
-                    let env_names: BTreeSet<&str> = paths
-                        .iter()
-                        .filter_map(|p| p.strip_prefix("env."))
-                        .map(template::top_level)
-                        .collect();
-                    for name in env_names {
-                        ok &= self.env_var(name, &text.span, context);
-                    }
-                }
-                ok.then_some(part)
-            }
-            Err(e) => {
-                self.diags
-                    .error(text.span.clone(), format!("{context}: template error: {e}"));
-                None
-            }
-        }
-    }
-
-    /// Judges a template's read of `env.NAME` against the inputs; false
-    /// when that is an error.
-    fn env_var(&mut self, name: &str, span: &Span, context: &str) -> bool {
-        let Some((severity, problem)) = self.inputs.env_problem(name) else {
-            return true;
-        };
-        let message = format!("{context}: {problem}");
-        match severity {
-            Severity::Error => self.diags.error(span.clone(), message),
-            Severity::Warning => self.diags.warning(span.clone(), message),
-        }
-        severity != Severity::Error
-    }
-
     fn flows(
         &mut self,
         flows: &[scenario::Flow],
@@ -634,7 +592,7 @@ impl Compiler<'_> {
                 .think_time
                 .as_ref()
                 .and_then(|t| match parse_think_time(&t.value) {
-                    Ok(range) => Some(range),
+                    Ok(range) => range,
                     Err(e) => {
                         self.diags.error(t.span.clone(), format!("think_time: {e}"));
                         None
@@ -649,6 +607,7 @@ impl Compiler<'_> {
             // Extracted variables are visible to later steps of the same
             // flow only; each flow starts from the shared names.
             let mut flow_known = known.clone();
+            self.extracted.clear();
             let steps = f
                 .steps
                 .iter()
@@ -717,23 +676,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(d).map_err(|_| format!("`{text}` is out of range"))
 }
 
-/// `"1s"` (fixed) or `"1s..3s"` (uniform between the two).
-fn parse_think_time(text: &str) -> Result<(Duration, Duration), String> {
-    match text.split_once("..") {
+/// `"1s"` (fixed) or `"1s..3s"` (uniform between the two). Zero is
+/// allowed and means no pause: `None` for `"0s"` and `"0s..0s"`.
+fn parse_think_time(text: &str) -> Result<Option<(Duration, Duration)>, String> {
+    let (lo, hi) = match text.split_once("..") {
         Some((lo, hi)) => {
-            let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+            let (lo, hi) = (parse_duration_or_zero(lo)?, parse_duration_or_zero(hi)?);
             if lo > hi {
                 return Err(format!(
                     "`{text}`: the lower bound is above the upper bound"
                 ));
             }
-            Ok((lo, hi))
+            (lo, hi)
         }
         None => {
-            let d = parse_duration(text)?;
-            Ok((d, d))
+            let d = parse_duration_or_zero(text)?;
+            (d, d)
         }
-    }
+    };
+    Ok((!hi.is_zero()).then_some((lo, hi)))
 }
 
 fn parse_status(spec: &StatusSpec) -> Result<(u16, u16), String> {
@@ -855,7 +816,13 @@ mod tests {
     fn compile_str(text: &str, o: &Overrides) -> (Option<Plan>, Diagnostics) {
         let mut d = Diagnostics::default();
         let s = scenario::parse(text, &mut d).expect("valid TOML");
-        let p = compile(&s, None, o, &Inputs::for_cli(None, Severity::Error), &mut d);
+        let p = compile(
+            &s,
+            None,
+            o,
+            &Inputs::for_cli(None, crate::diag::Severity::Error),
+            &mut d,
+        );
         (p, d)
     }
 
@@ -951,6 +918,29 @@ pattern = "zigzag"
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn zero_think_time_means_no_pause_but_other_durations_stay_above_zero() {
+        assert_eq!(parse_think_time("0s"), Ok(None));
+        assert_eq!(parse_think_time("0s..0s"), Ok(None));
+        assert_eq!(parse_think_time("0ms"), Ok(None));
+        let one = Duration::from_secs(1);
+        assert_eq!(parse_think_time("0s..1s"), Ok(Some((Duration::ZERO, one))));
+        assert_eq!(parse_think_time("1s"), Ok(Some((one, one))));
+        assert!(parse_think_time("-1s").is_err());
+        assert!(parse_think_time("1s..0s").is_err());
+        let text = OK.replace("[[flow]]", "[[flow]]\nthink_time = \"0s\"");
+        let (p, d) = compile_str(&text, &Overrides::default());
+        let p = p.unwrap_or_else(|| panic!("{d:?}"));
+        assert_eq!(p.flows[0].think_time, None);
+        let text = OK.replace("duration = \"1s\"", "duration = \"0s\"");
+        let (p, d) = compile_str(&text, &Overrides::default());
+        assert!(p.is_none());
+        assert!(
+            d.items()[0].message.contains("must be more than zero"),
+            "{d:?}"
+        );
     }
 
     #[test]

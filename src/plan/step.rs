@@ -103,6 +103,36 @@ struct KindPart {
     default_name: String,
 }
 
+/// The methods a step may use. Any other token is a valid HTTP method
+/// too, but in a scenario it is far more likely a typo (`GTE`) than an
+/// extension method, so it is refused with a suggestion.
+const METHODS: [Method; 8] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::OPTIONS,
+    Method::TRACE,
+];
+
+/// A step's `method`, in any case (`get` is `GET`, as curl and k6 users
+/// expect), normalized to upper case.
+fn parse_method(text: &str) -> Result<Method, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    if let Some(method) = METHODS.iter().find(|m| m.as_str() == upper) {
+        return Ok(method.clone());
+    }
+    let names: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
+    let mut message = format!("`{text}` is not an HTTP method");
+    match crate::diag::did_you_mean(&upper, &names) {
+        Some(close) => message.push_str(&format!("; did you mean `{close}`?")),
+        None => message.push_str(&format!("; use one of {}", names.join(", "))),
+    }
+    Err(message)
+}
+
 impl Compiler<'_> {
     pub(super) fn step(
         &mut self,
@@ -154,13 +184,10 @@ impl Compiler<'_> {
     fn http_step(&mut self, s: &scenario::Step, known: &BTreeSet<String>) -> KindPart {
         let method = match &s.method {
             None => Some(Method::GET),
-            Some(m) => match Method::from_bytes(m.value.to_ascii_uppercase().as_bytes()) {
+            Some(m) => match parse_method(&m.value) {
                 Ok(m) => Some(m),
-                Err(_) => {
-                    self.diags.error(
-                        m.span.clone(),
-                        format!("`{}` is not an HTTP method", m.value),
-                    );
+                Err(message) => {
+                    self.diags.error(m.span.clone(), message);
                     None
                 }
             },
@@ -280,6 +307,7 @@ impl Compiler<'_> {
                 continue;
             }
             known.insert(e.var.value.clone());
+            self.extracted.insert(e.var.value.clone());
             extract.push(ExtractPlan {
                 var: e.var.value.clone(),
                 source,
@@ -359,6 +387,21 @@ mod tests {
             .iter()
             .filter(|m| m.contains("unknown variable `id`"));
         assert_eq!(unknown.count(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn methods_are_known_ones_in_any_case() {
+        assert_eq!(parse_method("get"), Ok(Method::GET));
+        assert_eq!(parse_method("Patch"), Ok(Method::PATCH));
+        assert_eq!(
+            parse_method("GTE"),
+            Err("`GTE` is not an HTTP method; did you mean `GET`?".to_string())
+        );
+        let unknown = parse_method("FROB").unwrap_err();
+        assert!(unknown.ends_with("use one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE"));
+        let plan = compile_steps("  [[flow.step]]\n  method = \"delete\"\n  path = \"/a\"\n")
+            .unwrap_or_else(|problems| panic!("{problems:?}"));
+        assert_eq!(plan.flows[0].steps[0].name, "DELETE /a");
     }
 
     #[test]

@@ -4,25 +4,97 @@
 //! minijinja template registered in one shared [`Templates`] environment;
 //! anything else stays a plain string that is never rendered. Rendering is
 //! strict: an undefined variable is an error (counted as a failed request of
-//! kind `template`), never an empty string sent to the target.
+//! kind `template`, whose message quotes the template and the expression at
+//! fault), never an empty string sent to the target.
+//!
+//! minijinja does not expose a template's filters and calls, so
+//! [`Templates::probe`] renders a template once at plan time against
+//! stand-in values: an unknown filter, function or test, or a call with the
+//! wrong number of arguments, fails whatever the values are, and so is
+//! reported by `validate` instead of failing every request of a run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+
+use crate::diag::did_you_mean;
 
 /// Built-in variables every template can use.
 pub const BUILTIN_VARS: &[&str] = &["vu", "iteration", "env", "vars"];
-/// Functions every template can call (ours, then minijinja's own).
-const FUNCTIONS: &[&str] = &[
-    "random",
-    "uuid",
-    "timestamp",
-    "timestamp_ms",
-    "range",
-    "dict",
-    "namespace",
-    "debug",
+
+/// How loadctl's own functions are called, for messages about their
+/// arguments. minijinja's own (`range`, `dict`, …) come after them in
+/// [`Templates::functions`].
+const OWN_FUNCTIONS: &[(&str, &str)] = &[
+    ("random", "random(low, high)"),
+    ("uuid", "uuid()"),
+    ("timestamp", "timestamp()"),
+    ("timestamp_ms", "timestamp_ms()"),
+];
+
+/// minijinja's filters, for suggesting one in place of a misspelled name
+/// (minijinja cannot list them; a test checks that each one exists).
+const FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "zip",
+];
+
+/// Problems [`Templates::probe`] reports: they do not depend on the values
+/// a template is given. Anything else (a type error, an undefined
+/// attribute of an extracted value) might not happen with real values.
+const VALUE_INDEPENDENT: &[ErrorKind] = &[
+    ErrorKind::UnknownFilter,
+    ErrorKind::UnknownFunction,
+    ErrorKind::UnknownTest,
+    ErrorKind::MissingArgument,
+    ErrorKind::TooManyArguments,
 ];
 
 /// A piece of a request: fixed text, or the name of a compiled template.
@@ -43,12 +115,18 @@ impl Part {
 pub struct Templates {
     env: Environment<'static>,
     count: usize,
+    /// Every function a template can call: ours, then minijinja's.
+    functions: Vec<String>,
 }
 
 impl Default for Templates {
     fn default() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Debug mode (on in debug builds) attaches the template's variables
+        // to errors, values included; failures here quote the template and
+        // the expression instead, the same in every build.
+        env.set_debug(false);
         env.add_function(
             "random",
             |lo: i64, hi: i64| -> Result<i64, minijinja::Error> {
@@ -64,7 +142,19 @@ impl Default for Templates {
         env.add_function("uuid", || uuid::Uuid::new_v4().to_string());
         env.add_function("timestamp", || jiff::Timestamp::now().as_second());
         env.add_function("timestamp_ms", || jiff::Timestamp::now().as_millisecond());
-        Templates { env, count: 0 }
+        // Functions are the environment's globals; ours are listed first.
+        let mut functions: Vec<String> = OWN_FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
+        let builtin: Vec<String> = env
+            .globals()
+            .map(|(name, _)| name.to_string())
+            .filter(|name| !functions.contains(name))
+            .collect();
+        functions.extend(builtin);
+        Templates {
+            env,
+            count: 0,
+            functions,
+        }
     }
 }
 
@@ -90,9 +180,83 @@ impl Templates {
         let vars = template
             .undeclared_variables(true)
             .into_iter()
-            .filter(|v| !FUNCTIONS.contains(&top_level(v)))
+            .filter(|v| !self.functions.iter().any(|f| f == top_level(v)))
             .collect();
         Ok((Part::Template(name), vars))
+    }
+
+    /// Every function a template can call: ours, then minijinja's.
+    pub fn functions(&self) -> &[String] {
+        &self.functions
+    }
+
+    /// What to say about a name a template reads that is neither a
+    /// variable in scope (`variables`) nor a function: a function when a
+    /// function's name is the closest, listing them all.
+    pub fn unknown_name(&self, name: &str, variables: &[&str]) -> String {
+        let functions: Vec<&str> = self.functions.iter().map(String::as_str).collect();
+        let candidates: Vec<&str> = variables.iter().chain(&functions).copied().collect();
+        match did_you_mean(name, &candidates) {
+            Some(close) if functions.contains(&close) => format!(
+                "unknown function `{name}`; did you mean `{close}`? functions: {}",
+                functions.join(", ")
+            ),
+            Some(close) => format!("unknown variable `{name}`; did you mean `{close}`?"),
+            None if variables.is_empty() => {
+                format!(
+                    "unknown function `{name}`; functions: {}",
+                    functions.join(", ")
+                )
+            }
+            None => format!(
+                "unknown variable `{name}`; templates can use the variables {}, \
+                 values extracted by earlier steps, and the functions {}",
+                variables.join(", "),
+                functions.join(", ")
+            ),
+        }
+    }
+
+    /// Renders a compiled template once with `stand_in` values and returns
+    /// what would fail it whatever the real values are: an unknown filter,
+    /// function or test, or a call with the wrong number of arguments.
+    /// Rendering stops at the first failure, so this finds one such
+    /// problem, on the path the stand-in values take.
+    pub fn probe(&self, part: &Part, stand_in: &Value) -> Option<String> {
+        let Part::Template(name) = part else {
+            return None;
+        };
+        let template = self.env.get_template(name).ok()?;
+        let e = template.render(stand_in).err()?;
+        if !VALUE_INDEPENDENT.contains(&e.kind()) {
+            return None;
+        }
+        let source = template.source();
+        let at = e.range().and_then(|r| source.get(r)).unwrap_or_default();
+        // The name a filter, test or call starts with: `upperr` of `upperr(1)`.
+        let called = at
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or_default();
+        Some(match e.kind() {
+            ErrorKind::UnknownFilter => {
+                let message = format!("unknown filter `{called}`");
+                match did_you_mean(called, FILTERS) {
+                    Some(close) => format!("{message}; did you mean `{close}`?"),
+                    None => format!("{message}; filters: {}", FILTERS.join(", ")),
+                }
+            }
+            ErrorKind::UnknownFunction => self.unknown_name(called, &[]),
+            ErrorKind::UnknownTest => format!("unknown test `{called}`"),
+            _ => {
+                let usage = OWN_FUNCTIONS.iter().find(|(f, _)| *f == called);
+                let mut message = format!("`{at}`: {}", e.kind());
+                if let Some((_, usage)) = usage {
+                    message.push_str(&format!("; call it as {usage}"));
+                }
+                message
+            }
+        })
     }
 
     /// The text a part was compiled from.
@@ -106,17 +270,44 @@ impl Templates {
         }
     }
 
-    /// Renders a part with the given variables.
+    /// Renders a part with the given variables. A failure's message quotes
+    /// the template and the expression at fault.
     pub fn render(&self, part: &Part, ctx: &Value) -> Result<String, String> {
         match part {
             Part::Static(s) => Ok(s.clone()),
-            Part::Template(name) => self
-                .env
-                .get_template(name)
-                .and_then(|t| t.render(ctx))
-                .map_err(|e| template_error(&e)),
+            Part::Template(name) => {
+                let template = self
+                    .env
+                    .get_template(name)
+                    .map_err(|e| template_error(&e))?;
+                template
+                    .render(ctx)
+                    .map_err(|e| render_error(&e, template.source()))
+            }
         }
     }
+}
+
+/// The longest part of a template a run-time failure quotes.
+const QUOTED_CHARS: usize = 80;
+
+/// `template `/items/{{ accounts.usr }}`: `accounts.usr` is undefined`.
+fn render_error(e: &minijinja::Error, source: &str) -> String {
+    let quoted: String = if source.chars().count() > QUOTED_CHARS {
+        source.chars().take(QUOTED_CHARS).chain(['…']).collect()
+    } else {
+        source.to_string()
+    };
+    let at = e
+        .range()
+        .and_then(|r| source.get(r))
+        .filter(|at| !at.is_empty());
+    let problem = match (e.kind(), at) {
+        (ErrorKind::UndefinedError, Some(at)) => format!("`{at}` is undefined"),
+        (_, Some(at)) => format!("`{at}`: {}", template_error(e)),
+        (_, None) => template_error(e),
+    };
+    format!("template `{quoted}`: {problem}")
 }
 
 /// The variable an attribute path starts from: `env` for `env.API_TOKEN`.
@@ -239,6 +430,118 @@ mod tests {
         assert!(
             !shown.contains("s3cret") && !shown.contains("1234"),
             "{shown}"
+        );
+    }
+
+    /// The probe's verdict on `source` with `x` and `row.user` defined.
+    fn probed(source: &str) -> Option<String> {
+        let mut t = Templates::default();
+        let (part, _) = t.compile(source).unwrap();
+        let row = BTreeMap::from([("user", "alice")]);
+        t.probe(&part, &minijinja::context! { x => 1, row => row })
+    }
+
+    #[test]
+    fn the_probe_finds_unknown_filters_with_a_suggestion() {
+        let found = probed("/a/{{ x | upperr }}").expect("a problem");
+        assert_eq!(found, "unknown filter `upperr`; did you mean `upper`?");
+        let found = probed("{{ x | zzzzzz(1) }}").expect("a problem");
+        assert!(
+            found.starts_with("unknown filter `zzzzzz`; filters: abs, "),
+            "{found}"
+        );
+        assert_eq!(
+            probed("{{ x is oddd }}").as_deref(),
+            Some("unknown test `oddd`")
+        );
+    }
+
+    #[test]
+    fn the_probe_finds_calls_with_the_wrong_arguments() {
+        assert_eq!(
+            probed("{{ random(1) }}").as_deref(),
+            Some("`random(1)`: missing argument; call it as random(low, high)")
+        );
+        assert_eq!(
+            probed("{{ uuid(3) }}").as_deref(),
+            Some("`uuid(3)`: too many arguments; call it as uuid()")
+        );
+        assert_eq!(
+            probed("{{ range(1, 2, 3, 4) }}").as_deref(),
+            Some("`range(1, 2, 3, 4)`: too many arguments")
+        );
+    }
+
+    #[test]
+    fn the_probe_leaves_what_depends_on_values_to_the_run() {
+        for fine in [
+            "{{ random(1, 10) }}/{{ uuid() }}/{{ x | upper }}",
+            "{{ row.user | upper }}{{ timestamp() }}{{ timestamp_ms() }}",
+            // A type error might not happen with the real value.
+            "{{ x.name }}{{ x + 'a' }}",
+            "{{ random(10, 1) }}",
+        ] {
+            assert_eq!(probed(fine), None, "{fine}");
+        }
+    }
+
+    #[test]
+    fn every_listed_filter_exists() {
+        let mut t = Templates::default();
+        for filter in FILTERS {
+            let (part, _) = t.compile(&format!("{{{{ x | {filter} }}}}")).unwrap();
+            let Part::Template(name) = &part else {
+                panic!("a template")
+            };
+            let err = t
+                .env
+                .get_template(name)
+                .unwrap()
+                .render(minijinja::context! { x => "a" });
+            if let Err(e) = err {
+                assert_ne!(e.kind(), ErrorKind::UnknownFilter, "{filter}");
+            }
+        }
+    }
+
+    #[test]
+    fn functions_are_ours_then_minijinjas() {
+        let t = Templates::default();
+        let functions: Vec<&str> = t.functions().iter().map(String::as_str).collect();
+        assert_eq!(
+            functions[..4],
+            ["random", "uuid", "timestamp", "timestamp_ms"]
+        );
+        assert!(functions.contains(&"range"), "{functions:?}");
+        let message = t.unknown_name("randon", &["first_id", "vu"]);
+        assert!(
+            message.starts_with(
+                "unknown function `randon`; did you mean `random`? functions: random, uuid, "
+            ),
+            "{message}"
+        );
+        let message = t.unknown_name("fist_id", &["first_id", "vu"]);
+        assert_eq!(
+            message,
+            "unknown variable `fist_id`; did you mean `first_id`?"
+        );
+    }
+
+    #[test]
+    fn a_failure_at_run_time_quotes_the_template_and_the_expression() {
+        let mut t = Templates::default();
+        let (part, _) = t.compile("/items/{{ row.usr }}?id={{ x }}").unwrap();
+        let ctx = minijinja::context! { x => 1, row => BTreeMap::from([("user", "alice")]) };
+        assert_eq!(
+            t.render(&part, &ctx).unwrap_err(),
+            "template `/items/{{ row.usr }}?id={{ x }}`: `row.usr` is undefined"
+        );
+        let long = format!("{}{{{{ missing }}}}", "a".repeat(100));
+        let (part, _) = t.compile(&long).unwrap();
+        let message = t.render(&part, &ctx).unwrap_err();
+        assert!(
+            message.ends_with("aaa…`: `missing` is undefined"),
+            "{message}"
         );
     }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::plural;
 use crate::metrics::summary::{Latency, RunSummary, SeriesPoint, StepStats};
-use crate::units::short;
+use crate::units::{grouped, short};
 
 const TEMPLATE_NAME: &str = "report.html.j2";
 const TEMPLATE: &str = include_str!("report.html.j2");
@@ -828,19 +828,6 @@ fn coord(v: f64) -> String {
 }
 
 // ---------------------------------------------------------------- numbers
-
-/// `56284` as `56,284`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// A per-second rate: whole and grouped from 1000 up (`34,471`), else
 /// [`short`].

@@ -153,11 +153,38 @@ pub struct ThresholdList {
     pub expressions: Vec<Spanned<String>>,
 }
 
-/// Reads a scenario file. Returns `None` for a file that cannot be read or
-/// is not valid TOML; the diagnostics say why.
+/// The largest scenario `validate`, `run` and every other front end
+/// accept: 10 MiB. Scenarios are hand-written text, far below this; a
+/// larger file is a mistake or an attack, and refusing it before reading
+/// keeps checking fast and memory bounded.
+pub const MAX_SCENARIO_BYTES: u64 = 10 << 20;
+
+/// The problem with a scenario of `len` bytes, if it is too large.
+pub fn size_problem(len: u64) -> Option<String> {
+    (len > MAX_SCENARIO_BYTES).then(|| {
+        format!(
+            "the scenario is {} bytes ({:.1} MiB), {}",
+            crate::units::grouped(len),
+            len as f64 / (1 << 20) as f64,
+            over_the_limit()
+        )
+    })
+}
+
+fn over_the_limit() -> String {
+    format!(
+        "over the limit of {} MiB ({} bytes) for a scenario",
+        MAX_SCENARIO_BYTES >> 20,
+        crate::units::grouped(MAX_SCENARIO_BYTES)
+    )
+}
+
+/// Reads a scenario file. Returns `None` for a file that cannot be read,
+/// is larger than [`MAX_SCENARIO_BYTES`] or is not valid TOML; the
+/// diagnostics say why.
 pub fn load(path: &Path) -> (SourceFile, Option<Scenario>, Diagnostics) {
     let mut diags = Diagnostics::default();
-    let text = match std::fs::read(path) {
+    let text = match read_bounded(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
@@ -167,11 +194,65 @@ pub fn load(path: &Path) -> (SourceFile, Option<Scenario>, Diagnostics) {
                 return (SourceFile::new(path, text), None, diags);
             }
         },
-        Err(e) => {
+        Err(ReadError::TooLarge(message)) => {
+            diags.error(None, message);
+            return (SourceFile::new(path, String::new()), None, diags);
+        }
+        Err(ReadError::Io(e)) => {
             diags.error(None, format!("cannot read the file: {e}"));
             return (SourceFile::new(path, String::new()), None, diags);
         }
     };
     let scenario = parse(&text, &mut diags);
     (SourceFile::new(path, text), scenario, diags)
+}
+
+enum ReadError {
+    TooLarge(String),
+    Io(std::io::Error),
+}
+
+/// The file's bytes, refusing more than [`MAX_SCENARIO_BYTES`]: by its
+/// size when it has one, and by reading one byte past the limit at most
+/// (a pipe or a special file has no size to trust).
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let size = file.metadata().map_err(ReadError::Io)?.len();
+    if let Some(message) = size_problem(size) {
+        return Err(ReadError::TooLarge(message));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_SCENARIO_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(ReadError::TooLarge(format!(
+            "the scenario is {}",
+            over_the_limit()
+        )));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_over_the_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.toml");
+        let file = std::fs::File::create(&path).unwrap();
+        // Sparse: the size is what is judged, not the content.
+        file.set_len(MAX_SCENARIO_BYTES + 1).unwrap();
+        let (source, scenario, diags) = load(&path);
+        assert!(scenario.is_none() && source.text.is_empty());
+        let message = &diags.items()[0].message;
+        assert_eq!(
+            message,
+            "the scenario is 10,485,761 bytes (10.0 MiB), over the limit of 10 MiB (10,485,760 bytes) for a scenario"
+        );
+        assert_eq!(size_problem(MAX_SCENARIO_BYTES), None);
+    }
 }

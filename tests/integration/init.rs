@@ -83,3 +83,68 @@ fn bad_flags_are_refused() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn every_preset_follows_its_duration_and_users_and_stays_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for preset in ["basic", "rest-api", "spike", "soak"] {
+        for duration in ["5s", "30s", "10m"] {
+            for users in ["1", "2", "50"] {
+                let file = dir.path().join(format!("{preset}-{duration}-{users}.toml"));
+                let out = loadctl()
+                    .args(["init", "--preset", preset, "--duration", duration])
+                    .args(["--users", users, "-o"])
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "init --preset {preset} --duration {duration} --users {users}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let text = std::fs::read_to_string(&file).unwrap();
+                assert!(
+                    text.contains(&format!("duration = \"{duration}\"")),
+                    "{text}"
+                );
+                assert!(!text.contains("half a minute"), "{text}");
+                files.push(file);
+            }
+        }
+    }
+    loadctl().arg("validate").args(&files).assert().success();
+}
+
+#[test]
+fn the_spike_keeps_its_shape_at_any_duration_and_user_count() {
+    let out = loadctl()
+        .args([
+            "init",
+            "--preset",
+            "spike",
+            "--duration",
+            "30s",
+            "--users",
+            "2",
+        ])
+        .args(["-o", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The shipped 1m spike starts at 20s, rises for 2s and holds for 10s.
+    for setting in [
+        "base = 1 ",
+        "peak = 2 ",
+        "spike_at = \"10s\"",
+        "spike_ramp = \"1s\"",
+        "spike_hold = \"5s\"",
+    ] {
+        assert!(text.contains(setting), "{setting} in:\n{text}");
+    }
+}

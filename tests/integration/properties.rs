@@ -2,15 +2,16 @@
 //! files go through the same parse and compile as `validate`, and every
 //! problem they cause carries a location in the file.
 
-use loadctl::diag::{Diagnostics, SourceFile};
+use loadctl::diag::{Diagnostics, SourceFile, MAX_SHOWN};
 use loadctl::plan::{self, Overrides};
 use loadctl::scenario;
 use proptest::prelude::*;
 
 use crate::repo;
 
-/// Parses and compiles like `validate` does; checks the invariants.
-fn check(text: &str) {
+/// Parses and compiles like `validate` does; checks the invariants and
+/// returns the problems.
+fn check(text: &str) -> Diagnostics {
     let mut diags = Diagnostics::default();
     if let Some(s) = scenario::parse(text, &mut diags) {
         let inputs = plan::Inputs::for_cli(None, loadctl::diag::Severity::Warning);
@@ -36,6 +37,7 @@ fn check(text: &str) {
         assert!(at.line >= 1 && at.column >= 1);
         assert!(!d.message.is_empty());
     }
+    diags
 }
 
 fn shipped() -> Vec<String> {
@@ -161,13 +163,46 @@ fn edge_cases_get_errors_with_locations() {
     }
 }
 
+/// 50 MB, past the size `validate` and `run` accept: the parser and the
+/// problem list must still cope with such text (an agent or a test may
+/// hand it over directly), and `check_text` must refuse it.
 #[test]
 fn a_50_megabyte_file_is_handled() {
-    let mut text = String::with_capacity(50 << 20);
-    text.push_str("[target]\nbase_url = \"demo\"\n");
-    while text.len() < 50 << 20 {
-        text.push_str("# padding padding padding padding padding padding padding\n");
+    let mut padded = String::with_capacity(50 << 20);
+    padded.push_str("[target]\nbase_url = \"demo\"\n");
+    while padded.len() < 50 << 20 {
+        padded.push_str("# padding padding padding padding padding padding padding\n");
     }
-    text.push_str("[load]\nusers = \"x\"\n");
-    check(&text);
+    padded.push_str("[load]\nusers = \"x\"\n");
+    let diags = check(&padded);
+    let padding_lines = padded.matches('\n').count();
+    let source = SourceFile::new("padded.toml", padded);
+    let at = source.line_col(diags.items()[0].span.clone().unwrap().start);
+    assert_eq!((at.line, at.column), (padding_lines, 9));
+
+    // 50,000 duplicated keys: a problem on every line.
+    let line = format!("name = \"{}\"\n", "x".repeat(990));
+    let duplicated = line.repeat(50_000);
+    assert_eq!(duplicated.len(), 50_000_000);
+    let diags = check(&duplicated).sorted();
+    assert_eq!(diags.items().len(), MAX_SHOWN + 1);
+    assert_eq!(diags.omitted(), 49_999 - MAX_SHOWN);
+    let source = SourceFile::new("duplicated.toml", duplicated.clone());
+    for (i, d) in diags.items()[..MAX_SHOWN].iter().enumerate() {
+        let at = source.line_col(d.span.clone().unwrap().start);
+        assert_eq!((at.line, at.column), (i + 2, 1), "{}", d.message);
+    }
+
+    let checked = loadctl::validate::check_text(
+        std::path::Path::new("duplicated.toml"),
+        &duplicated,
+        &Overrides::default(),
+        &plan::Inputs::sealed(),
+    );
+    let problems = checked.problems();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].message.contains("over the limit"),
+        "{problems:?}"
+    );
 }

@@ -266,3 +266,135 @@ fn validate_warns_about_an_unset_environment_variable_and_run_refuses_it() {
         .success();
     assert_eq!(server.paths(), ["/word"]);
 }
+
+/// Each case: a step whose template or method fails every request at run
+/// time, with `@` where the error must point, and the message. Earlier in
+/// the file: a feeder `accounts` (columns `user,password`) and a step that
+/// extracts `first_id`.
+const RUN_TIME_FAILURES: &[(&str, &str)] = &[
+    (
+        "path = @\"/api/items/{{ first_id | upperr }}\"",
+        "path: unknown filter `upperr`; did you mean `upper`?",
+    ),
+    (
+        "path = @\"/api/items?page={{ random(1) }}\"",
+        "path: `random(1)`: missing argument; call it as random(low, high)",
+    ),
+    (
+        "path = @\"/api/items?page={{ randon(1, 10) }}\"",
+        "path: unknown function `randon`; did you mean `random`? functions: random, uuid, timestamp, timestamp_ms, ",
+    ),
+    (
+        "path = \"/login\"\n  headers = { \"X-User\" = @\"{{ accounts.usr }}\" }",
+        "step headers: data `accounts` has no column `usr`; did you mean `accounts.user`?",
+    ),
+    (
+        "method = @\"GTE\"\n  path = \"/\"",
+        "`GTE` is not an HTTP method; did you mean `GET`?",
+    ),
+];
+
+#[test]
+fn templates_and_methods_that_fail_every_request_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "accounts.csv", "user,password\nalice,pw\n");
+    let preamble = "[target]\nbase_url = \"demo\"\n[load]\nusers = 1\nduration = \"1s\"\n\
+                    [[data]]\nname = \"accounts\"\nfile = \"accounts.csv\"\n\
+                    [[flow]]\n  [[flow.step]]\n  path = \"/api/items\"\n  \
+                    extract = { first_id = { json = \"/items/0/id\" } }\n  [[flow.step]]\n  ";
+    for (i, (step, message)) in RUN_TIME_FAILURES.iter().enumerate() {
+        let (text, line, column) = location(&format!("{preamble}{step}\n"));
+        let file = write(dir.path(), &format!("run-time{i}.toml"), &text);
+        let out = loadctl().arg("validate").arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {stderr}");
+        let expected = format!("{}:{line}:{column}: error: {message}", file.display());
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "case {i}: expected `{expected}` in:\n{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "case {i}: one problem:\n{stderr}"
+        );
+    }
+    // Any case is fine: `get` is sent as GET.
+    let fixed = format!("{preamble}method = \"get\"\n  path = \"/api/items/{{{{ first_id }}}}\"\n");
+    let file = write(dir.path(), "lower-case.toml", &fixed);
+    loadctl().arg("validate").arg(&file).assert().success();
+}
+
+#[test]
+fn zero_think_time_is_no_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    for think in ["0s", "0s..0s", "0s..10ms"] {
+        let text = BASE.replace("[[flow]]", &format!("[[flow]]\nthink_time = \"{think}\""));
+        let file = write(dir.path(), "think.toml", &text);
+        loadctl().arg("validate").arg(&file).assert().success();
+    }
+    // Elsewhere a duration must still be more than zero.
+    let text = BASE.replace("duration = \"1s\"", "duration = \"0s\"");
+    let file = write(dir.path(), "zero.toml", &text);
+    loadctl()
+        .arg("validate")
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("must be more than zero"));
+}
+
+/// `count` lines of `line_len` bytes that each set the top-level key
+/// `name`, which [`BASE`] then sets once more: `count` duplicates.
+fn duplicated_keys(count: usize, line_len: usize) -> String {
+    let value = "x".repeat(line_len - "name = \"\"\n".len());
+    let mut text = format!("name = \"{value}\"\n").repeat(count);
+    text.push_str(BASE);
+    text
+}
+
+#[test]
+fn a_file_with_a_problem_on_every_line_lists_fifty_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50,000 duplicated keys in 9.5 MB, under the limit.
+    let file = write(dir.path(), "dup.toml", &duplicated_keys(50_000, 190));
+    let out = loadctl().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 51, "{}", &stderr[..stderr.len().min(2000)]);
+    // Line 1 sets `name` first; each later `name` is a duplicate.
+    let first = format!("{}:2:1: error: TOML syntax: duplicate key", file.display());
+    assert_eq!(lines[0], first);
+    assert_eq!(
+        lines[50],
+        format!(
+            "{}: error: … and 49,950 more problems (only the first 50 are shown)",
+            file.display()
+        )
+    );
+    let out = loadctl()
+        .args(["validate", "--format", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"][0]["problems"].as_array().unwrap().len(), 51);
+    assert_eq!(report["files"][0]["more_problems"], 49_950);
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_by_validate_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50,000 duplicated keys in 50 MB.
+    let file = write(dir.path(), "huge.toml", &duplicated_keys(50_000, 1000));
+    let refusal = format!(
+        "{}: error: the scenario is 50,000,109 bytes (47.7 MiB), over the limit of 10 MiB (10,485,760 bytes) for a scenario\n",
+        file.display()
+    );
+    for command in ["validate", "run"] {
+        let out = loadctl().arg(command).arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), refusal, "{command}");
+    }
+}
