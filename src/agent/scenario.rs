@@ -182,7 +182,7 @@ impl Agent {
                     ));
                 };
                 let file = Files::confined(root)
-                    .and_then(|files| Ok(files.resolve(path)))
+                    .map(|files| files.resolve(path))
                     .map_err(|e| ToolError::new(format!("the scenario folder cannot be read: {e}")))?
                     .map_err(|e| ToolError::new(format!("`path` {path:?}: {e}")))?;
                 let size = std::fs::metadata(&file)

@@ -85,8 +85,9 @@ fn client_name(ctx: &RequestContext<RoleServer>) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// A progress notification's text: `12s of 30s: 10 users, 480 req/s, …`.
-fn progress_message(p: &Progress) -> String {
+/// A progress notification's text: `12s of 30s: 10 users, 480 req/s, …`;
+/// `at` is the progress in seconds.
+fn progress_message(p: &Progress, at: f64) -> String {
     let of = p
         .duration
         .map(|d| format!(" of {}s", d.as_secs()))
@@ -98,7 +99,7 @@ fn progress_message(p: &Progress) -> String {
     };
     format!(
         "{}s{of}: {level}, {} req/s, {} requests, {} failed, p95 {}ms",
-        p.elapsed.as_secs(),
+        at.floor(),
         short(p.rps),
         p.requests,
         p.failures,
@@ -204,7 +205,7 @@ impl LoadctlServer {
                     };
                     last_progress = progress;
                     let mut note = ProgressNotificationParam::new(token.clone(), progress)
-                        .with_message(progress_message(&p));
+                        .with_message(progress_message(&p, progress));
                     if let Some(total) = total {
                         note = note.with_total(total);
                     }
@@ -213,7 +214,7 @@ impl LoadctlServer {
                 }
                 RunEvent::Ended(result) => {
                     let reports = resources::links(&id);
-                    return reply_with_reports(result.map(|r| Arc::unwrap_or_clone(r)), &reports);
+                    return reply_with_reports(result.map(Arc::unwrap_or_clone), &reports);
                 }
             }
         }

@@ -85,7 +85,9 @@ pub struct RunOptions {
 
 /// A check of the target's resolved addresses: `Err` says why they are refused.
 #[derive(Clone)]
-pub struct AddressPolicy(pub Arc<dyn Fn(&[SocketAddr]) -> Result<(), String> + Send + Sync>);
+pub struct AddressPolicy(pub Arc<AddressCheck>);
+
+pub type AddressCheck = dyn Fn(&[SocketAddr]) -> Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for AddressPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
