@@ -49,24 +49,29 @@ pub fn serve_mcp(args: ServeMcpArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Invalid);
         }
     };
+    // A folder that cannot be used is a mistake in the command line.
+    let agent = match Agent::new(guardrails, &runs_dir, CancellationToken::new()) {
+        Ok(agent) => agent,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(Exit::Invalid);
+        }
+    };
+    let limits = agent.limits();
+    eprintln!(
+        "loadctl serve-mcp {}: on stdio; runs saved in {}; hosts {}; at most {} users, {}/s, {}, {} run(s) at a time",
+        env!("CARGO_PKG_VERSION"),
+        runs_dir.display(),
+        limits.allowed_hosts.join(", "),
+        limits.max_users,
+        limits.max_rate,
+        limits.max_duration,
+        limits.max_concurrent_runs
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let served = runtime.block_on(async {
-        let agent = Agent::new(guardrails, &runs_dir, CancellationToken::new())?;
-        let limits = agent.limits();
-        eprintln!(
-            "loadctl serve-mcp {}: on stdio; runs saved in {}; hosts {}; at most {} users, {}/s, {}, {} run(s) at a time",
-            env!("CARGO_PKG_VERSION"),
-            runs_dir.display(),
-            limits.allowed_hosts.join(", "),
-            limits.max_users,
-            limits.max_rate,
-            limits.max_duration,
-            limits.max_concurrent_runs
-        );
-        crate::mcp::serve(agent).await
-    });
+    let served = runtime.block_on(crate::mcp::serve(agent));
     // Blocking reads of a terminal's stdin, or generator threads still
     // finishing, must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_millis(100));

@@ -15,10 +15,14 @@
 //! ignored. A scenario under that bound but over the agent's own cap is
 //! answered with an error result, before it is parsed.
 //!
+//! Before the session opens, a message that is not a request (which rmcp
+//! would answer by ending the server) is dropped instead ([`opening`]).
+//!
 //! On stdin EOF (also before the handshake, which rmcp reports as an
 //! error) every run is stopped and [`serve`] returns within about a
 //! second; a run that stopped in that time is saved.
 
+mod opening;
 mod server;
 
 use std::time::Duration;
@@ -42,8 +46,9 @@ const STOP_RUNS_WITHIN: Duration = Duration::from_millis(700);
 /// run. Returns an error only when the session failed for another reason.
 pub async fn serve(agent: Agent) -> anyhow::Result<()> {
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
-    let transport =
-        AsyncRwTransport::new_server(stdin, stdout).with_max_line_length(MAX_LINE_BYTES);
+    let transport = opening::OpensWithRequest::new(
+        AsyncRwTransport::new_server(stdin, stdout).with_max_line_length(MAX_LINE_BYTES),
+    );
     let outcome = match LoadctlServer::new(agent.clone()).serve(transport).await {
         Ok(running) => running
             .waiting()

@@ -659,8 +659,11 @@ fn environment_and_files_are_confined() {
 fn malformed_and_hostile_input_does_not_kill_the_server() {
     let runs = tempfile::tempdir().unwrap();
     let mut mcp = Mcp::spawn(runs.path(), &[]);
-    // Not JSON before the handshake is ignored too.
+    // Before the handshake: not JSON, a notification sent too early and a
+    // stray response are ignored (rmcp alone would end the session).
     mcp.send_line("{ not json");
+    mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    mcp.send(json!({"jsonrpc": "2.0", "id": 9, "result": {}}));
     mcp.initialize("2025-11-25");
     mcp.send_line("this is not json");
     mcp.send_line("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ");
@@ -762,4 +765,49 @@ fn a_run_is_found_again_after_a_restart() {
         .unwrap()
         .contains("<testsuite"));
     assert!(mcp.close(ANSWER_WITHIN).success());
+}
+
+#[test]
+fn bad_guardrail_flags_are_usage_errors() {
+    let runs = tempfile::tempdir().unwrap();
+    let missing = runs.path().join("no-such-folder");
+    for (args, needle) in [
+        (
+            vec!["--allow-host", "10.0.0.0/99"],
+            "--allow-host `10.0.0.0/99`",
+        ),
+        (
+            vec!["--allow-host", "host:port"],
+            "the port is not a number",
+        ),
+        (vec!["--max-users", "0"], "--max-users must be at least 1"),
+        (vec!["--max-rate", "0"], "--max-rate 0 must be more than 0"),
+        (
+            vec!["--max-duration", "soon"],
+            "--max-duration: `soon` is not a duration",
+        ),
+        (
+            vec!["--max-concurrent-runs", "0"],
+            "--max-concurrent-runs must be at least 1",
+        ),
+        (
+            vec!["--allow-env", "A-B"],
+            "--allow-env \"A-B\" is not a variable name",
+        ),
+        (
+            vec!["--scenario-dir", missing.to_str().unwrap()],
+            "--scenario-dir",
+        ),
+    ] {
+        crate::loadctl()
+            .arg("serve-mcp")
+            .arg("--runs-dir")
+            .arg(runs.path())
+            .args(&args)
+            .write_stdin("")
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicates::str::contains(needle));
+    }
 }
