@@ -173,10 +173,12 @@ fn is_response(m: &Value, id: u64) -> bool {
     m.get("id") == Some(&json!(id)) && m.get("method").is_none()
 }
 
-/// A scenario against `base_url` with one GET step.
+/// A scenario against `base_url` with one GET step. Users pause between
+/// requests: these tests need traffic, not load, and must leave the CPU
+/// to the tests running beside them.
 fn scenario(base_url: &str, load: &str) -> String {
     format!(
-        "name = \"mcp test\"\n[target]\nbase_url = \"{base_url}\"\ntimeout = \"2s\"\n[load]\n{load}\n[[flow]]\n  [[flow.step]]\n  name = \"ok\"\n  path = \"/ok\"\n"
+        "name = \"mcp test\"\n[target]\nbase_url = \"{base_url}\"\ntimeout = \"2s\"\n[load]\n{load}\n[[flow]]\nthink_time = \"20ms\"\n  [[flow.step]]\n  name = \"ok\"\n  path = \"/ok\"\n"
     )
 }
 
