@@ -51,14 +51,21 @@
 //!   report files; random ids that are never paths.
 //! - [`demo`]: the built-in demo target.
 //! - [`serve`]: the one accept loop for every HTTP server loadctl runs.
+//! - [`agent`]: what an AI agent may do and the guardrails around it (host
+//!   allowlist, caps, environment allowlist, one readable folder, audit
+//!   log); the MCP tools as plain functions over run handles and the store.
+//! - [`mcp`]: `serve-mcp`'s protocol adapter over [`agent`]; the only
+//!   module that knows the MCP SDK (rmcp).
 //! - [`cli`]: thin clap adapters, one file per subcommand.
 //! - [`units`]: formatting durations and numbers for people; a leaf that
 //!   every module may use.
 
+pub mod agent;
 pub mod cli;
 pub mod demo;
 pub mod diag;
 pub mod engine;
+pub mod mcp;
 pub mod metrics;
 pub mod plan;
 pub mod preset;

@@ -8,6 +8,7 @@ mod hints;
 mod init;
 mod report;
 mod run;
+mod serve_mcp;
 mod validate;
 
 use std::process::ExitCode;
@@ -88,6 +89,8 @@ enum Command {
     /// Re-render a saved summary.json (table, json, csv, html, junit), or compare two runs
     #[command(after_help = REPORT_EXIT_CODES)]
     Report(report::ReportArgs),
+    /// Serve AI agents over MCP on stdio: create, validate, run and read load tests within set limits
+    ServeMcp(serve_mcp::ServeMcpArgs),
 }
 
 /// The clap definition of the whole command line, for generated docs
@@ -119,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::validate(args),
         Command::Init(args) => init::init(args),
         Command::Report(args) => report::report(args),
+        Command::ServeMcp(args) => serve_mcp::serve_mcp(args),
     };
     match result {
         Ok(exit) => exit.into(),

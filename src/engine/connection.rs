@@ -153,6 +153,11 @@ impl Connector {
         &self.endpoint
     }
 
+    /// The addresses the host resolved to, the only ones connected to.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
     /// A copy for one generator thread. Every request clones the `Host`
     /// value, and one value shared by all threads would have them contend
     /// for its reference count; each thread gets its own.

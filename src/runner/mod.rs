@@ -31,6 +31,7 @@ pub mod share;
 mod shared;
 mod user;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -76,6 +77,22 @@ pub struct RunOptions {
     pub snapshots: bool,
     /// The run's id in the run store; a new random one when `None`.
     pub run_id: Option<RunId>,
+    /// Judges the addresses the target resolved to before any request is
+    /// sent; the run fails to start with its message (the MCP server's
+    /// host allowlist).
+    pub address_policy: Option<AddressPolicy>,
+}
+
+/// A check of the target's resolved addresses: `Err` says why they are refused.
+#[derive(Clone)]
+pub struct AddressPolicy(pub Arc<AddressCheck>);
+
+pub type AddressCheck = dyn Fn(&[SocketAddr]) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for AddressPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddressPolicy")
+    }
 }
 
 /// Runs a plan to completion (or until `shutdown`) and summarizes it.
@@ -120,6 +137,9 @@ pub async fn start(
         (BaseUrl::Demo, None) => unreachable!("the demo target was started above"),
     };
     let connector = Arc::new(Connector::new(endpoint.clone(), &plan.target).await?);
+    if let Some(policy) = &options.address_policy {
+        (policy.0)(connector.addrs()).map_err(anyhow::Error::msg)?;
+    }
     let threads = thread_count(&plan, options.threads);
     // The clock starts once the target is resolved and ready, so set-up
     // time is not taken from the pattern.

@@ -6,6 +6,7 @@ mod faults;
 mod handle;
 mod init;
 mod man;
+mod mcp;
 mod patterns;
 mod properties;
 mod reports;
