@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use http::{HeaderName, Method};
 
+use super::mcp::McpStep;
 use super::template::Part;
 use super::{is_identifier, parse_status, Compiler, JsonPointer, MetricInfo};
 use crate::diag::Spanned;
@@ -29,6 +30,8 @@ pub struct StepPlan {
 pub enum StepKind {
     /// A request as the step writes it.
     Http(HttpStep),
+    /// A JSON-RPC call to an MCP server (`kind = "mcp"`).
+    Mcp(McpStep),
 }
 
 /// An HTTP step's request.
@@ -58,6 +61,15 @@ impl StepPlan {
     pub fn http(&self) -> Option<&HttpStep> {
         match &self.kind {
             StepKind::Http(http) => Some(http),
+            StepKind::Mcp(_) => None,
+        }
+    }
+
+    /// The call of an MCP step.
+    pub fn mcp(&self) -> Option<&McpStep> {
+        match &self.kind {
+            StepKind::Mcp(mcp) => Some(mcp),
+            StepKind::Http(_) => None,
         }
     }
 }
@@ -94,13 +106,13 @@ pub enum ExtractFrom {
 }
 
 /// A kind's part of a step, compiled, and how the step's row is labelled.
-struct KindPart {
+pub(super) struct KindPart {
     /// `None` when the kind's part has errors (they are reported).
-    kind: Option<StepKind>,
+    pub(super) kind: Option<StepKind>,
     /// The method the row shows (`GET`).
-    method: String,
+    pub(super) method: String,
     /// The row's name when the step has none (`GET /items`).
-    default_name: String,
+    pub(super) default_name: String,
 }
 
 impl Compiler<'_> {
@@ -112,7 +124,25 @@ impl Compiler<'_> {
     ) -> Option<StepPlan> {
         // The kind's templates are compiled before `extract` adds its
         // names: a step cannot use what it extracts itself.
-        let part = self.http_step(s, known);
+        let part = match s.kind.as_ref().map(|k| k.value.as_str()) {
+            Some("mcp") => self.mcp_step(s, known, metrics),
+            None | Some("http") => {
+                self.no_mcp_keys(s);
+                self.http_step(s, known)
+            }
+            Some(other) => {
+                let span = s.kind.as_ref().map(|k| k.span.clone());
+                self.diags.error(
+                    span,
+                    format!("kind = \"{other}\" is unknown; expected \"http\" or \"mcp\""),
+                );
+                KindPart {
+                    kind: None,
+                    method: other.to_string(),
+                    default_name: other.to_string(),
+                }
+            }
+        };
         let expect = s
             .expect
             .as_ref()
@@ -217,6 +247,25 @@ impl Compiler<'_> {
                 })),
                 _ => None,
             },
+        }
+    }
+
+    /// An HTTP step has none of the keys of MCP steps.
+    fn no_mcp_keys(&mut self, s: &scenario::Step) {
+        let spans = [
+            ("params", s.params.as_ref().map(|p| p.span.clone())),
+            ("timeout", s.timeout.as_ref().map(|t| t.span.clone())),
+        ];
+        for (key, span) in spans {
+            if let Some(span) = span {
+                self.diags.error(
+                    span,
+                    format!(
+                        "`{key}` is for MCP steps (`kind = \"mcp\"`); an HTTP step's time \
+                         limit is [target] timeout"
+                    ),
+                );
+            }
         }
     }
 

@@ -258,6 +258,7 @@ pub(crate) fn test_summary() -> RunSummary {
         body_bytes: 51_200,
         latency_ms: latency.clone(),
         service_time_ms: latency.clone(),
+        first_event_ms: None,
         status_codes: [("200".to_string(), 98), ("500".to_string(), 2)].into(),
         errors: [("status".to_string(), 2)].into(),
     };
@@ -343,6 +344,7 @@ pub(crate) fn test_summary() -> RunSummary {
             first_seen_s: 0,
             last_seen_s: 2,
         }],
+        mcp_sessions: Default::default(),
     }
 }
 
