@@ -953,13 +953,24 @@ mod tests {
     #[test]
     fn a_snapshot_survives_the_wire() {
         for open in [false, true] {
-            let original = some_snapshot(open);
+            let mut original = some_snapshot(open);
+            original.mcp_sessions = McpSessions {
+                opened: 4,
+                closed: 2,
+                abandoned: 1,
+                expired: 1,
+            };
+            original.record_first_event(0, 700);
             let text = original.to_wire(&plan(open)).to_json();
             let decoded = WireSnapshot::from_json(&text, &plan(open))
                 .and_then(|w| w.into_snapshot(&plan(open)))
                 .unwrap();
             assert_eq!(decoded.iterations, 3);
             assert_eq!(decoded.started, 4);
+            assert_eq!(decoded.mcp_sessions, original.mcp_sessions);
+            let first_event = decoded.steps[0].stats("s", None, 1.0, &[]).first_event_ms;
+            assert_eq!(first_event.map(|l| l.get("max")), Some(0.7));
+            assert_eq!(decoded.steps[1].stats("s", None, 1.0, &[]).first_event_ms, None);
             for (a, b) in original.steps.iter().zip(&decoded.steps) {
                 assert_eq!(a.stats("s", None, 1.0, &[]), b.stats("s", None, 1.0, &[]));
                 assert_eq!(a.histogram(), b.histogram());
@@ -967,6 +978,19 @@ mod tests {
                 assert_eq!(a.messages.len(), b.messages.len());
             }
         }
+    }
+
+    #[test]
+    fn more_first_events_than_requests_are_refused() {
+        let mut snapshot = some_snapshot(false);
+        for _ in 0..3 {
+            snapshot.record_first_event(1, 500);
+        }
+        let error = refusal(&snapshot.to_wire(&plan(false)), &plan(false));
+        assert!(
+            error.contains("step 1") && error.contains("first-event histogram holds 3 values"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -978,8 +1002,8 @@ mod tests {
         // Pinned (and computed apart from this code, by the recipe in
         // `Fingerprint`'s doc): a change here means snapshots of old and
         // new builds no longer merge, which needs a new WIRE_VERSION.
-        assert_eq!(plan(false).to_string(), "6fbcdc4b799375b7");
-        assert_eq!(plan(true).to_string(), "bc6b7fbb845222b4");
+        assert_eq!(plan(false).to_string(), "13d2910895e33d9e");
+        assert_eq!(plan(true).to_string(), "92b55b615d78c461");
         let none = Fingerprint::of([("list", None), ("add", Some("POST"))], false);
         let swapped = Fingerprint::of([("add", Some("POST")), ("list", Some("GET"))], false);
         let joined = Fingerprint::of([("lis", Some("tGET")), ("add", Some("POST"))], false);
@@ -1020,15 +1044,15 @@ mod tests {
     fn an_unknown_version_is_refused_before_anything_else() {
         let wire = some_snapshot(false).to_wire(&plan(false));
         let mut json: serde_json::Value = serde_json::from_slice(&wire.to_json()).unwrap();
-        json["version"] = 2.into();
-        json["a_field_of_version_2"] = true.into();
+        json["version"] = 3.into();
+        json["a_field_of_version_3"] = true.into();
         let text = serde_json::to_vec(&json).unwrap();
         let error = WireSnapshot::from_json(&text, &plan(false)).unwrap_err();
         assert!(
-            matches!(error, WireError::UnknownVersion { found: 2 }),
+            matches!(error, WireError::UnknownVersion { found: 3 }),
             "{error}"
         );
-        assert!(error.to_string().contains("version 2 is not known"));
+        assert!(error.to_string().contains("version 3 is not known"));
     }
 
     #[test]

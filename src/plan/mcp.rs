@@ -350,7 +350,127 @@ fn is_revision(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{compile, Overrides, Plan};
     use super::*;
+    use crate::diag::Diagnostics;
+
+    /// Compiles `flows`: the plan, or every problem found.
+    fn compile_flows(flows: &str) -> Result<Plan, Vec<String>> {
+        let text = format!(
+            "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
+             [load]\nusers = 1\nduration = \"1s\"\n{flows}"
+        );
+        let mut diags = Diagnostics::default();
+        let scenario = scenario::parse(&text, &mut diags).expect("valid TOML");
+        compile(
+            &scenario,
+            None,
+            &Overrides::default(),
+            &crate::plan::Inputs::sealed(),
+            &mut diags,
+        )
+        .ok_or_else(|| diags.items().iter().map(|d| d.message.clone()).collect())
+    }
+
+    const TWO_FLOWS: &str = r#"
+[[flow]]
+mcp = { session = "per-iteration", close_session = false, protocol_version = "2025-06-18" }
+  [[flow.step]]
+  kind = "mcp"
+  path = "/mcp"
+  method = "tools/list"
+  [[flow.step]]
+  kind = "mcp"
+  method = "tools/call"
+  params = { name = "add", arguments = { a = "{{ vu }}" } }
+  timeout = "2s"
+[[flow]]
+  [[flow.step]]
+  kind = "mcp"
+  path = "/other"
+  method = "tools/call"
+  params = { name = "add" }
+  [[flow.step]]
+  path = "/health"
+"#;
+
+    #[test]
+    fn mcp_steps_share_their_flows_endpoint_and_one_handshake_row() {
+        let plan = compile_flows(TWO_FLOWS).unwrap_or_else(|p| panic!("{p:?}"));
+        let names: Vec<&str> = plan.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["mcp initialize", "tools/list", "tools/call add", "GET /health"]
+        );
+        let first = &plan.flows[0];
+        let call = first.steps[1].mcp().expect("an MCP step");
+        assert_eq!(call.request.path, Part::Static("/mcp".into()));
+        assert!(call.request.body.as_ref().is_some_and(|b| !b.is_static()));
+        assert_eq!(call.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(call.protocol_version, "2025-06-18");
+        assert_eq!(call.initialize_metric, 0);
+        assert_eq!(
+            first.mcp,
+            Some(McpSessionPlan {
+                scope: SessionScope::PerIteration,
+                close: false,
+                protocol_version: "2025-06-18".into(),
+            })
+        );
+        let second = &plan.flows[1];
+        assert_eq!(
+            second.steps[0].mcp().unwrap().request.path,
+            Part::Static("/other".into())
+        );
+        assert_eq!(second.mcp.as_ref().map(|m| (m.scope, m.close)), Some((SessionScope::PerUser, true)));
+        assert_eq!(plan.metrics[1].method.as_deref(), Some(MCP_ROW_METHOD));
+    }
+
+    #[test]
+    fn bad_mcp_steps_are_reported() {
+        let flows = r#"
+[[flow]]
+mcp = { session = "forever", protocol_version = "2026-07-28" }
+  [[flow.step]]
+  kind = "mcp"
+  method = "tools/list"
+  params = 3
+  [[flow.step]]
+  kind = "mcp"
+  path = "/b"
+  method = "initialize"
+  [[flow.step]]
+  kind = "mcp"
+  path = "/c"
+  method = "tools/list"
+  json = { a = 1 }
+  [[flow.step]]
+  kind = "grpc"
+  path = "/"
+  [[flow.step]]
+  path = "/"
+  timeout = "1s"
+"#;
+        let problems = compile_flows(flows).expect_err("problems");
+        for needle in [
+            "session = \"forever\" is unknown",
+            "has no `initialize` handshake",
+            "`params` must be a table",
+            "loadctl sends `initialize` itself",
+            "differs from `/b`",
+            "`json` is for HTTP steps",
+            "kind = \"grpc\" is unknown",
+            "`timeout` is for MCP steps",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle} not in {problems:#?}"
+            );
+        }
+        let no_path = "[[flow]]\n  [[flow.step]]\n  kind = \"mcp\"\n  method = \"ping\"\n";
+        let problems = compile_flows(no_path).expect_err("problems");
+        assert!(problems.iter().any(|p| p.contains("needs `path`")), "{problems:?}");
+    }
 
     #[test]
     fn rows_are_per_method_and_tool() {

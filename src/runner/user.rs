@@ -595,6 +595,8 @@ mod tests {
             body: None,
             body_bytes: 12,
             bytes_in: 140,
+            first_event: None,
+            answered: None,
         };
         let failure = (ErrorKind::Status, "status 404, expected 200".to_string());
         let done = start + Duration::from_millis(50);
