@@ -252,7 +252,10 @@ impl DemoMcp {
     }
 
     #[tool(description = "Fails on request: answers with a tool error (isError: true)")]
-    fn fail(&self, Parameters(FailArgs { message }): Parameters<FailArgs>) -> Result<String, String> {
+    fn fail(
+        &self,
+        Parameters(FailArgs { message }): Parameters<FailArgs>,
+    ) -> Result<String, String> {
         Err(message.unwrap_or_else(|| "planned failure".to_string()))
     }
 }
@@ -266,7 +269,10 @@ impl ServerHandler for DemoMcp {
                 .enable_resources()
                 .build(),
         )
-        .with_server_info(Implementation::new("loadctl demo", env!("CARGO_PKG_VERSION")))
+        .with_server_info(Implementation::new(
+            "loadctl demo",
+            env!("CARGO_PKG_VERSION"),
+        ))
     }
 
     async fn initialize(

@@ -30,10 +30,10 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_core::Stream;
 use ::http::header::{HeaderName, CONTENT_TYPE};
 use ::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use bytes::Bytes;
+use futures_core::Stream;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use minijinja::Value;
@@ -177,7 +177,9 @@ pub async fn open(session: &mut Session, step: &McpStep, like: &Request<Full<Byt
                         )
                     })
                 }
-                Err((kind, message)) => Some((kind, format!("notifications/initialized: {message}"))),
+                Err((kind, message)) => {
+                    Some((kind, format!("notifications/initialized: {message}")))
+                }
             }
         }
         Err(failure) => Some(failure),
@@ -575,7 +577,10 @@ mod tests {
             serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "add"}})
         );
         let note = envelope(None, r#""notifications/x""#, b"");
-        assert_eq!(&note[..], br#"{"jsonrpc":"2.0","method":"notifications/x"}"#);
+        assert_eq!(
+            &note[..],
+            br#"{"jsonrpc":"2.0","method":"notifications/x"}"#
+        );
     }
 
     #[test]
@@ -584,7 +589,10 @@ mod tests {
         assert!(!answers(br#"{"jsonrpc":"2.0","id":4,"result":{}}"#, 3));
         // A server's own request that happens to reuse the number.
         assert!(!answers(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#, 3));
-        assert!(!answers(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#, 3));
+        assert!(!answers(
+            br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#,
+            3
+        ));
         assert!(!answers(b"", 3));
     }
 

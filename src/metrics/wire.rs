@@ -970,7 +970,10 @@ mod tests {
             assert_eq!(decoded.mcp_sessions, original.mcp_sessions);
             let first_event = decoded.steps[0].stats("s", None, 1.0, &[]).first_event_ms;
             assert_eq!(first_event.map(|l| l.get("max")), Some(0.7));
-            assert_eq!(decoded.steps[1].stats("s", None, 1.0, &[]).first_event_ms, None);
+            assert_eq!(
+                decoded.steps[1].stats("s", None, 1.0, &[]).first_event_ms,
+                None
+            );
             for (a, b) in original.steps.iter().zip(&decoded.steps) {
                 assert_eq!(a.stats("s", None, 1.0, &[]), b.stats("s", None, 1.0, &[]));
                 assert_eq!(a.histogram(), b.histogram());

@@ -172,7 +172,12 @@ impl Compiler<'_> {
         let settings = self.mcp_session(flow.mcp.as_ref());
         let is_mcp = |s: &&scenario::Step| s.kind.as_ref().is_some_and(|k| k.value == "mcp");
         let mut endpoint: Option<&Spanned<String>> = None;
-        for path in flow.steps.iter().filter(is_mcp).filter_map(|s| s.path.as_ref()) {
+        for path in flow
+            .steps
+            .iter()
+            .filter(is_mcp)
+            .filter_map(|s| s.path.as_ref())
+        {
             match endpoint {
                 None if !path.value.starts_with('/') => {
                     self.diags.error(
@@ -400,7 +405,12 @@ mcp = { session = "per-iteration", close_session = false, protocol_version = "20
         let names: Vec<&str> = plan.metrics.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["mcp initialize", "tools/list", "tools/call add", "GET /health"]
+            [
+                "mcp initialize",
+                "tools/list",
+                "tools/call add",
+                "GET /health"
+            ]
         );
         let first = &plan.flows[0];
         let call = first.steps[1].mcp().expect("an MCP step");
@@ -422,7 +432,10 @@ mcp = { session = "per-iteration", close_session = false, protocol_version = "20
             second.steps[0].mcp().unwrap().request.path,
             Part::Static("/other".into())
         );
-        assert_eq!(second.mcp.as_ref().map(|m| (m.scope, m.close)), Some((SessionScope::PerUser, true)));
+        assert_eq!(
+            second.mcp.as_ref().map(|m| (m.scope, m.close)),
+            Some((SessionScope::PerUser, true))
+        );
         assert_eq!(plan.metrics[1].method.as_deref(), Some(MCP_ROW_METHOD));
     }
 
@@ -469,7 +482,10 @@ mcp = { session = "forever", protocol_version = "2026-07-28" }
         }
         let no_path = "[[flow]]\n  [[flow.step]]\n  kind = \"mcp\"\n  method = \"ping\"\n";
         let problems = compile_flows(no_path).expect_err("problems");
-        assert!(problems.iter().any(|p| p.contains("needs `path`")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("needs `path`")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod faults;
 mod handle;
 mod init;
 mod man;
+mod mcp_target;
 mod patterns;
 mod properties;
 mod reports;
