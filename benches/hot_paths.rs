@@ -23,7 +23,7 @@ fn sample(i: u64) -> Sample {
         latency_us: 200 + (i * 7919) % 20_000,
         service_us: 200 + (i * 7919) % 20_000,
         status: Some(200),
-        failure: (i % 100 == 0).then(|| {
+        failure: i.is_multiple_of(100).then(|| {
             (
                 ErrorKind::Status,
                 "status 500, expected 200-399".to_string(),

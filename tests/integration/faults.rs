@@ -171,7 +171,7 @@ async fn serve(mut stream: TcpStream, fault: Fault, counts: Arc<Counts>) {
                 }
             }
             Fault::EveryThird => {
-                let answer: &[u8] = if n % 3 == 0 {
+                let answer: &[u8] = if n.is_multiple_of(3) {
                     b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
                 } else {
                     ok
