@@ -355,26 +355,12 @@ fn is_revision(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{compile, Overrides, Plan};
+    use super::super::step::tests::compile_steps;
     use super::*;
-    use crate::diag::Diagnostics;
 
-    /// Compiles `flows`: the plan, or every problem found.
-    fn compile_flows(flows: &str) -> Result<Plan, Vec<String>> {
-        let text = format!(
-            "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
-             [load]\nusers = 1\nduration = \"1s\"\n{flows}"
-        );
-        let mut diags = Diagnostics::default();
-        let scenario = scenario::parse(&text, &mut diags).expect("valid TOML");
-        compile(
-            &scenario,
-            None,
-            &Overrides::default(),
-            &crate::plan::Inputs::sealed(),
-            &mut diags,
-        )
-        .ok_or_else(|| diags.items().iter().map(|d| d.message.clone()).collect())
+    /// Compiles `flows`, whose first `[[flow]]` line is left out.
+    fn compile_flows(flows: &str) -> Result<super::super::Plan, Vec<String>> {
+        compile_steps(flows.trim_start().trim_start_matches("[[flow]]"))
     }
 
     const TWO_FLOWS: &str = r#"

@@ -339,13 +339,13 @@ impl Compiler<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::{compile, Overrides, Plan};
     use super::*;
     use crate::diag::Diagnostics;
 
     /// Compiles one flow of `steps`: the plan, or every problem found.
-    fn compile_steps(steps: &str) -> Result<Plan, Vec<String>> {
+    pub(in crate::plan) fn compile_steps(steps: &str) -> Result<Plan, Vec<String>> {
         let text = format!(
             "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
              [load]\nusers = 1\nduration = \"1s\"\n[[flow]]\n{steps}"

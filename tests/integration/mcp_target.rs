@@ -78,6 +78,12 @@ fn client_flow(endpoint: &str, settings: &str) -> String {
     )
 }
 
+/// A flow whose first step is an MCP call of `call` (its `method`,
+/// `params` and so on) to `/mcp`, followed by `more` steps.
+fn mcp_flow(call: &str, more: &str) -> String {
+    format!("[[flow]]\n  [[flow.step]]\n  kind = \"mcp\"\n  path = \"/mcp\"\n{call}{more}")
+}
+
 /// Runs `text` to completion and returns its summary.
 fn run(text: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
@@ -197,29 +203,12 @@ fn the_json_endpoint_answers_without_streams() {
 #[test]
 fn tool_errors_and_json_rpc_errors_are_failures_with_the_servers_words() {
     let demo = Demo::start();
-    let flows = r#"
-[[flow]]
-  [[flow.step]]
-  kind = "mcp"
-  path = "/mcp"
-  method = "tools/call"
+    let fail = r#"  method = "tools/call"
   params = { name = "fail", arguments = { message = "the tool broke" } }
-[[flow]]
-  [[flow.step]]
-  kind = "mcp"
-  path = "/mcp"
-  method = "tools/call"
-  params = { name = "nope" }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "mcp.toml",
-        &scenario(&demo.url(), "users = 2\niterations = 4", flows),
-    );
-    let out = dir.path().join("out");
-    run_quiet(&file, &out).success();
-    let summary = summary(&out);
+    let unknown = "  method = \"tools/call\"\n  params = { name = \"nope\" }\n";
+    let flows = mcp_flow(fail, "") + &mcp_flow(unknown, "");
+    let summary = run(&scenario(&demo.url(), "users = 2\niterations = 4", &flows));
     let failures = summary["failures"].as_array().unwrap();
     let of = |kind: &str| {
         failures
@@ -292,16 +281,16 @@ fn the_security_checks_pass_against_the_demo_and_fail_against_a_leak() {
 #[test]
 fn an_answer_on_a_stream_left_open_counts_at_its_event() {
     let server = McpServer::start(Behaviour::KeepsStreamsOpen);
-    let flows = r#"
-[[flow]]
-  [[flow.step]]
-  kind = "mcp"
-  path = "/mcp"
-  method = "tools/call"
+    let add = r#"  method = "tools/call"
   params = { name = "add" }
   expect = { json = { "/result/content/0/text" = "3" } }
 "#;
-    let summary = run(&scenario(&server.url(), "users = 2\niterations = 6", flows));
+    let flows = mcp_flow(add, "");
+    let summary = run(&scenario(
+        &server.url(),
+        "users = 2\niterations = 6",
+        &flows,
+    ));
     assert_eq!(
         summary["totals"]["failures"], 0,
         "{:#}",
@@ -321,16 +310,13 @@ fn an_answer_on_a_stream_left_open_counts_at_its_event() {
 #[test]
 fn a_call_never_answered_is_a_timeout_within_its_own_limit() {
     let server = McpServer::start(Behaviour::KeepsStreamsOpen);
-    let flows = r#"
-[[flow]]
-  [[flow.step]]
-  kind = "mcp"
-  path = "/mcp"
-  method = "tools/call"
-  params = { name = "hang" }
-  timeout = "300ms"
-"#;
-    let summary = run(&scenario(&server.url(), "users = 1\niterations = 2", flows));
+    let hang = "  method = \"tools/call\"\n  params = { name = \"hang\" }\n  timeout = \"300ms\"\n";
+    let flows = mcp_flow(hang, "");
+    let summary = run(&scenario(
+        &server.url(),
+        "users = 1\niterations = 2",
+        &flows,
+    ));
     let call = row(&summary, "tools/call hang");
     assert_eq!(call["requests"], 2);
     assert_eq!(call["errors"]["timeout"], 2, "{call:#}");
@@ -339,17 +325,13 @@ fn a_call_never_answered_is_a_timeout_within_its_own_limit() {
 #[test]
 fn a_forgotten_session_fails_once_and_is_opened_again() {
     let server = McpServer::start(Behaviour::ForgetsSessions);
-    let flows = r#"
-[[flow]]
-  [[flow.step]]
-  kind = "mcp"
-  path = "/mcp"
-  method = "tools/list"
-  [[flow.step]]
-  kind = "mcp"
-  method = "tools/list"
-"#;
-    let summary = run(&scenario(&server.url(), "users = 1\niterations = 2", flows));
+    let list = "  method = \"tools/list\"\n";
+    let flows = mcp_flow(list, &format!("  [[flow.step]]\n  kind = \"mcp\"\n{list}"));
+    let summary = run(&scenario(
+        &server.url(),
+        "users = 1\niterations = 2",
+        &flows,
+    ));
     let list = row(&summary, "tools/list");
     assert_eq!(list["requests"], 4);
     assert_eq!(list["errors"]["session"], 2, "{list:#}");
