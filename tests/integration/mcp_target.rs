@@ -229,8 +229,12 @@ fn tool_errors_and_json_rpc_errors_are_failures_with_the_servers_words() {
         message.contains("-32602") && message.contains("not found"),
         "{message}"
     );
-    assert_eq!(row(&summary, "tools/call fail")["errors"]["tool_error"], 2);
-    assert_eq!(row(&summary, "tools/call nope")["errors"]["jsonrpc"], 2);
+    // The iteration budget is shared: each user ran at least one.
+    let tool_errors = row(&summary, "tools/call fail")["errors"]["tool_error"].as_u64();
+    let rpc_errors = row(&summary, "tools/call nope")["errors"]["jsonrpc"].as_u64();
+    assert!(tool_errors >= Some(1) && rpc_errors >= Some(1));
+    assert_eq!(tool_errors.unwrap() + rpc_errors.unwrap(), 4);
+    assert_eq!(summary["totals"]["failures"], 4);
 }
 
 /// The preset's second flow, the security checks, without its pauses.
