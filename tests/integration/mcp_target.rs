@@ -195,9 +195,11 @@ fn the_json_endpoint_answers_without_streams() {
     assert_eq!(call["requests"], 4);
     assert!(call.get("first_event_ms").is_none(), "{call:#}");
     // /mcp-json keeps no sessions: the handshake is still made once per
-    // user, and there is nothing to delete.
-    assert_eq!(demo.server.mcp_initialized(), 2);
-    assert_eq!(sessions(&summary), [2, 2, 0, 0]);
+    // user that ran (the iteration budget is shared), and there is
+    // nothing to delete.
+    let opened = demo.server.mcp_initialized();
+    assert!((1..=2).contains(&opened));
+    assert_eq!(sessions(&summary), [opened, opened, 0, 0]);
 }
 
 #[test]
@@ -308,7 +310,8 @@ fn an_answer_on_a_stream_left_open_counts_at_its_event() {
         call["latency_ms"]["max"].as_f64().unwrap() < 5000.0,
         "{call:#}"
     );
-    assert_eq!(server.initialized(), 2);
+    assert!((1..=2).contains(&server.initialized()));
+    assert_eq!(sessions(&summary)[0], server.initialized());
 }
 
 #[test]
