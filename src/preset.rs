@@ -28,10 +28,17 @@ pub enum Preset {
     RestApi,
     Spike,
     Soak,
+    McpServer,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 4] = [Preset::Basic, Preset::RestApi, Preset::Spike, Preset::Soak];
+    pub const ALL: [Preset; 5] = [
+        Preset::Basic,
+        Preset::RestApi,
+        Preset::Spike,
+        Preset::Soak,
+        Preset::McpServer,
+    ];
 
     /// The name users type: `basic`, `rest-api`, `spike`, `soak`.
     pub fn name(self) -> &'static str {
@@ -40,6 +47,7 @@ impl Preset {
             Preset::RestApi => "rest-api",
             Preset::Spike => "spike",
             Preset::Soak => "soak",
+            Preset::McpServer => "mcp-server",
         }
     }
 
@@ -54,6 +62,9 @@ impl Preset {
             Preset::RestApi => "List, read and create through a JSON API, with extracted values",
             Preset::Spike => "Base load, a sudden surge of users, back to base",
             Preset::Soak => "Steady moderate load for a long time",
+            Preset::McpServer => {
+                "An MCP server: sessions, tools and a resource, plus security checks that must be refused"
+            }
         }
     }
 
@@ -64,6 +75,7 @@ impl Preset {
             Preset::RestApi => include_str!("../scenarios/presets/rest-api.toml"),
             Preset::Spike => include_str!("../scenarios/presets/spike.toml"),
             Preset::Soak => include_str!("../scenarios/presets/soak.toml"),
+            Preset::McpServer => include_str!("../scenarios/presets/mcp-server.toml"),
         }
     }
 }

@@ -335,8 +335,39 @@ impl Session {
         req: Request<Full<Bytes>>,
         keep_body: bool,
     ) -> Result<Response, Failure> {
-        self.ready().await?;
         let timeout = self.connector.timeout;
+        self.exchange(req, timeout, |response| read_response(response, keep_body))
+            .await
+    }
+
+    /// The target's time limit for one request.
+    pub fn timeout(&self) -> Duration {
+        self.connector.timeout
+    }
+
+    /// Drops the connection, so the next request opens a new one: for a
+    /// kind that stops reading an answer the server keeps sending (an
+    /// event stream left open).
+    pub fn close_connection(&mut self) {
+        self.connection = None;
+    }
+
+    /// Sends a request and hands its answer to `read`, which reads as
+    /// much of it as it needs, all within `timeout` and while the
+    /// connection is driven. [`Session::send`] reads the whole body; a
+    /// kind may read an event stream up to the event it waits for. Any
+    /// failure drops the connection.
+    pub async fn exchange<T, F, R>(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        timeout: Duration,
+        read: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnOnce(http::Response<hyper::body::Incoming>) -> R,
+        R: Future<Output = Result<T, Failure>>,
+    {
+        self.ready().await?;
         let connection = self
             .connection
             .as_mut()
@@ -347,7 +378,7 @@ impl Session {
                 Sender::H2(s) => s.send_request(to_absolute(req, &self.connector)).await,
             }
             .map_err(|e| classify(&e, false))?;
-            read_response(response, keep_body).await
+            read(response).await
         };
         let exchange = Connection::drive(&mut connection.driver, exchange);
         let expired = self.deadline.arm(timeout);
@@ -467,14 +498,21 @@ fn to_absolute(mut req: Request<Full<Bytes>>, connector: &Connector) -> Request<
     req
 }
 
-async fn read_response(
+/// The size of a response's head: its status line, as HTTP/1.1 writes
+/// it, and its headers.
+pub fn response_head_size(parts: &http::response::Parts) -> u64 {
+    let status_line =
+        "HTTP/1.1 200 ".len() + parts.status.canonical_reason().map_or(0, str::len) + "\r\n".len();
+    head_size(status_line, &parts.headers)
+}
+
+/// Reads a whole response; its body is kept when `keep_body` says so.
+pub async fn read_response(
     response: http::Response<hyper::body::Incoming>,
     keep_body: bool,
 ) -> Result<Response, Failure> {
     let (parts, mut body) = response.into_parts();
-    let status_line =
-        "HTTP/1.1 200 ".len() + parts.status.canonical_reason().map_or(0, str::len) + "\r\n".len();
-    let head_bytes = head_size(status_line, &parts.headers);
+    let head_bytes = response_head_size(&parts);
     let mut body_bytes = 0u64;
     let mut kept = keep_body.then(Kept::default);
     while let Some(frame) = body.frame().await {
@@ -492,13 +530,15 @@ async fn read_response(
         body: kept.map(Kept::into_bytes),
         body_bytes,
         bytes_in: head_bytes + body_bytes,
+        first_event: None,
+        answered: None,
     })
 }
 
 /// A body kept for checks. A body that arrives in one frame (the usual
 /// case) is kept as that frame, without a copy.
 #[derive(Default)]
-enum Kept {
+pub enum Kept {
     #[default]
     Empty,
     One(Bytes),
@@ -506,7 +546,7 @@ enum Kept {
 }
 
 impl Kept {
-    fn push(&mut self, data: Bytes) -> Result<(), Failure> {
+    pub fn push(&mut self, data: Bytes) -> Result<(), Failure> {
         let len = match self {
             Kept::Empty => 0,
             Kept::One(first) => first.len(),
@@ -539,7 +579,7 @@ impl Kept {
         Ok(())
     }
 
-    fn into_bytes(self) -> Bytes {
+    pub fn into_bytes(self) -> Bytes {
         match self {
             Kept::Empty => Bytes::new(),
             Kept::One(data) => data,
@@ -550,7 +590,7 @@ impl Kept {
 
 /// Sorts a hyper error into a failure kind. `in_body` tells whether the
 /// head had already arrived (then a broken connection is a body failure).
-fn classify(e: &hyper::Error, in_body: bool) -> Failure {
+pub fn classify(e: &hyper::Error, in_body: bool) -> Failure {
     let message = hyper_message(e);
     let kind = if e.is_timeout() {
         ErrorKind::Timeout

@@ -13,7 +13,9 @@
 //!   [`Prepared`] request every kind sends, since every kind speaks HTTP;
 //! - `check`: a step's `expect` and `extract`, which every kind has.
 //!
-//! Today there is one kind, `http` (a request as the step writes it).
+//! There are two kinds: `http` (a request as the step writes it) and `mcp`
+//! (a JSON-RPC call to an MCP server, in a session the user opens with a
+//! handshake first: see [`opening`] and [`open`]).
 //!
 //! # Adding a step kind
 //!
@@ -29,6 +31,10 @@
 //! 3. If the kind keeps something per user between requests (an MCP
 //!    session id), one field in [`KindState`]; the session owns it and
 //!    keeps it across reconnections.
+//! 4. If a step of the kind needs an exchange before its own request (an
+//!    MCP session's handshake), an arm in [`opening`] and [`open`]: the
+//!    runner records that exchange as a request of its own row and times
+//!    the step's request from its end.
 //!
 //! The runner, the metrics and the reports need no change: a step of any
 //! kind ends as one `Response` or `Failure`, and its `Sample` is built in
@@ -37,17 +43,22 @@
 mod check;
 mod connection;
 mod http;
+mod mcp;
 mod tls;
+
+use std::time::{Duration, Instant};
 
 use ::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::Full;
 use minijinja::Value;
 
+use crate::metrics::summary::McpSessions;
 use crate::metrics::ErrorKind;
 use crate::plan::{Plan, StepKind, StepPlan};
 
 pub use connection::{Connector, Prepared, Session};
+pub use mcp::{McpState, Measured};
 
 /// A failed request: its kind, and a message fit for reports (no secrets,
 /// no per-request ids, so equal failures group together).
@@ -64,18 +75,28 @@ pub struct Response {
     pub body_bytes: u64,
     /// Status line, headers and body.
     pub bytes_in: u64,
+    /// For an answer read as an event stream: from the send to its first
+    /// event.
+    pub first_event: Option<Duration>,
+    /// When the answer was complete, if that was before the kind returned
+    /// (an event stream's answering event); else when it returned.
+    pub answered: Option<Instant>,
 }
 
 /// What a user's [`Session`] keeps between requests for the step kinds
 /// that need it, one field per such kind. HTTP steps keep nothing.
 #[derive(Debug, Default)]
-pub struct KindState {}
+pub struct KindState {
+    /// The user's MCP session.
+    pub mcp: McpState,
+}
 
 /// Whether the step's request is the same every time. Such a request is
 /// prepared once per user and cloned for every send.
 pub fn is_static(plan: &Plan, step: &StepPlan) -> bool {
     match &step.kind {
         StepKind::Http(http) => http::is_static(plan, http),
+        StepKind::Mcp(mcp) => mcp::is_static(plan, mcp),
     }
 }
 
@@ -88,6 +109,7 @@ pub fn prepare(
 ) -> Result<Prepared, Failure> {
     match &step.kind {
         StepKind::Http(http) => http::prepare(plan, connector, http, ctx),
+        StepKind::Mcp(mcp) => mcp::prepare(plan, connector, mcp, ctx),
     }
 }
 
@@ -99,6 +121,7 @@ pub async fn send(
 ) -> Result<Response, Failure> {
     match &step.kind {
         StepKind::Http(_) => http::send(session, step, request).await,
+        StepKind::Mcp(mcp) => mcp::send(session, mcp, request).await,
     }
 }
 
@@ -107,5 +130,43 @@ pub async fn send(
 pub fn judge(step: &StepPlan, response: &Response) -> Result<Vec<Value>, Failure> {
     match &step.kind {
         StepKind::Http(_) => http::judge(step, response),
+        StepKind::Mcp(mcp) => mcp::judge(step, mcp, response),
     }
+}
+
+/// The row of the exchange this step needs before its own request, if it
+/// needs one now: an MCP step whose user has no session yet.
+pub fn opening(session: &mut Session, step: &StepPlan) -> Option<usize> {
+    match &step.kind {
+        StepKind::Http(_) => None,
+        StepKind::Mcp(mcp) => mcp::needs_opening(session).then_some(mcp.initialize_metric),
+    }
+}
+
+/// Makes the exchange [`opening`] named, on the way to where `request`
+/// (the step's own, prepared) goes.
+pub async fn open(
+    session: &mut Session,
+    step: &StepPlan,
+    request: &Request<Full<Bytes>>,
+) -> Measured {
+    match &step.kind {
+        StepKind::Mcp(mcp) => mcp::open(session, mcp, request).await,
+        StepKind::Http(_) => Measured {
+            response: None,
+            failure: None,
+            bytes_out: 0,
+        },
+    }
+}
+
+/// Ends the user's MCP session, if it has one: closed with a `DELETE`
+/// when `close`, abandoned otherwise.
+pub async fn end_session(session: &mut Session, close: bool) {
+    mcp::end_session(session, close).await
+}
+
+/// The MCP sessions the user opened and ended since the last call.
+pub fn session_events(session: &mut Session) -> McpSessions {
+    mcp::take_events(session)
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use self::summary::{FailureEntry, Latency, StepStats};
+use self::summary::{FailureEntry, Latency, McpSessions, StepStats};
 
 /// Distinct failure messages kept per step; beyond this they are counted
 /// under their kind only, so a target that puts a request id in every error
@@ -54,10 +54,17 @@ pub enum ErrorKind {
     Template,
     /// Still in flight when the run stopped and the grace period ran out.
     Aborted,
+    /// An MCP server answered with a JSON-RPC `error` object.
+    JsonRpc,
+    /// An MCP tool answered with a result marked `isError: true`.
+    ToolError,
+    /// An MCP server no longer knew the session (it answered 404); the
+    /// user's next MCP step opens a new one.
+    Session,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Refused,
         ErrorKind::Connect,
         ErrorKind::Timeout,
@@ -69,6 +76,9 @@ impl ErrorKind {
         ErrorKind::Check,
         ErrorKind::Template,
         ErrorKind::Aborted,
+        ErrorKind::JsonRpc,
+        ErrorKind::ToolError,
+        ErrorKind::Session,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +94,9 @@ impl ErrorKind {
             ErrorKind::Check => "check",
             ErrorKind::Template => "template",
             ErrorKind::Aborted => "aborted",
+            ErrorKind::JsonRpc => "jsonrpc",
+            ErrorKind::ToolError => "tool_error",
+            ErrorKind::Session => "session",
         }
     }
 }
@@ -122,6 +135,9 @@ pub struct StepRecorder {
     /// Service time, kept apart only in the open model, where latency
     /// counts from the intended instant.
     service: Option<Histogram<u64>>,
+    /// Time to the first event of an event-stream answer (MCP steps);
+    /// made on the first such answer, so other rows carry none.
+    first_event: Option<Histogram<u64>>,
     requests: u64,
     failures: u64,
     bytes_in: u64,
@@ -140,6 +156,7 @@ impl StepRecorder {
         StepRecorder {
             latency: new_histogram(),
             service: separate_service_time.then(new_histogram),
+            first_event: None,
             requests: 0,
             failures: 0,
             bytes_in: 0,
@@ -173,6 +190,12 @@ impl StepRecorder {
             };
             self.add_failure(*kind, message, &seen);
         }
+    }
+
+    /// Records the time from a request's send to the first event of its
+    /// event-stream answer (the request itself is recorded by `record`).
+    fn record_first_event(&mut self, us: u64) {
+        record_us(self.first_event.get_or_insert_with(new_histogram), us);
     }
 
     /// Counts failures under their message, or, once a step has
@@ -226,6 +249,14 @@ impl StepRecorder {
                 .expect("auto-resizing histograms always merge"),
             (None, Some(theirs)) => self.service = Some(theirs.clone()),
             _ => {}
+        }
+        if let Some(theirs) = &other.first_event {
+            match &mut self.first_event {
+                Some(mine) => mine
+                    .add(theirs)
+                    .expect("auto-resizing histograms always merge"),
+                None => self.first_event = Some(theirs.clone()),
+            }
         }
         self.requests += other.requests;
         self.failures += other.failures;
@@ -297,6 +328,10 @@ impl StepRecorder {
             bytes_out: self.bytes_out,
             body_bytes: self.body_bytes,
             service_time_ms: service_time,
+            first_event_ms: self
+                .first_event
+                .as_ref()
+                .map(|h| latency_stats(h, extra_percentiles)),
             latency_ms: latency,
             status_codes: self
                 .status
@@ -399,6 +434,8 @@ pub struct Snapshot {
     pub dropped: u64,
     /// Users active (busy, in the open model) when the snapshot was taken.
     pub active_users: u64,
+    /// MCP sessions opened and ended.
+    pub mcp_sessions: McpSessions,
     open: bool,
 }
 
@@ -411,12 +448,19 @@ impl Snapshot {
             started: 0,
             dropped: 0,
             active_users: 0,
+            mcp_sessions: McpSessions::default(),
             open,
         }
     }
 
     pub fn record(&mut self, sample: &Sample, at_s: u64) {
         self.steps[sample.metric].record(sample, at_s);
+    }
+
+    /// Records the time to the first event of a stream answering a
+    /// request of row `metric` (recorded apart, with `record`).
+    pub fn record_first_event(&mut self, metric: usize, us: u64) {
+        self.steps[metric].record_first_event(us);
     }
 
     pub fn merge(&mut self, other: &Snapshot) {
@@ -426,6 +470,7 @@ impl Snapshot {
         self.iterations += other.iterations;
         self.started += other.started;
         self.dropped += other.dropped;
+        self.mcp_sessions.merge(&other.mcp_sessions);
     }
 
     /// All steps folded into one recorder.

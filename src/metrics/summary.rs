@@ -41,6 +41,34 @@ pub struct RunSummary {
     pub series: Vec<SeriesPoint>,
     /// Distinct failures, most frequent first.
     pub failures: Vec<FailureEntry>,
+    /// The MCP sessions the users opened and ended (all 0 when the
+    /// scenario has no MCP step; absent from older summaries).
+    #[serde(default)]
+    pub mcp_sessions: McpSessions,
+}
+
+/// What became of the MCP sessions of a run's users.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct McpSessions {
+    /// Handshakes (`initialize`) that succeeded.
+    pub opened: u64,
+    /// Sessions ended with a `DELETE` the server accepted (`close_session`).
+    pub closed: u64,
+    /// Sessions left open: without `close_session`, or when the server
+    /// refused or failed the `DELETE`.
+    pub abandoned: u64,
+    /// Sessions the server no longer knew (it answered 404); the user's
+    /// next MCP step opened a new one.
+    pub expired: u64,
+}
+
+impl McpSessions {
+    pub fn merge(&mut self, other: &McpSessions) {
+        self.opened += other.opened;
+        self.closed += other.closed;
+        self.abandoned += other.abandoned;
+        self.expired += other.expired;
+    }
 }
 
 impl RunSummary {
@@ -143,6 +171,11 @@ pub struct StepStats {
     /// Service time in milliseconds, from the actual send. In the closed
     /// model this is the same measurement as `latency_ms`.
     pub service_time_ms: Latency,
+    /// MCP steps answered with an event stream: from the send to the
+    /// stream's first event, in milliseconds. Absent when no answer of the
+    /// row was a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_event_ms: Option<Latency>,
     /// Responses by status code ("200": 10).
     pub status_codes: BTreeMap<String, u64>,
     /// Failures by kind ("timeout": 2).
@@ -361,6 +394,7 @@ pub(crate) fn test_summary() -> RunSummary {
         .collect(),
     );
     let busy = StepStats {
+        first_event_ms: None,
         name: "list".to_string(),
         method: Some("GET".to_string()),
         requests: 100,
@@ -401,6 +435,7 @@ pub(crate) fn test_summary() -> RunSummary {
         },
     };
     RunSummary {
+        mcp_sessions: Default::default(),
         schema_version: SCHEMA_VERSION,
         loadctl_version: "0.1.0".to_string(),
         run: RunInfo {

@@ -6,13 +6,16 @@
 //! A [`WireSnapshot`] carries the wire version ([`WIRE_VERSION`]), the
 //! [`Fingerprint`] of the plan it was recorded against (16 hex digits), the
 //! model (`open`), the snapshot's own counters (`iterations`, `started`,
-//! `dropped`, `active_users`) and one [`WireStep`] per metric of the plan,
+//! `dropped`, `active_users`, and the MCP session counts `mcp_sessions`:
+//! `opened`, `closed`, `abandoned`, `expired`) and one [`WireStep`] per
+//! metric of the plan,
 //! in the plan's order. A step carries its request, failure and byte
 //! counters, its status codes, its failures per error kind (by name, as
 //! reports spell them), its distinct failure messages with their counts and
 //! first/last-seen seconds, and its latency histogram (plus the service-time
-//! histogram in the open model) in HdrHistogram's V2 binary form, base64 in
-//! the JSON. V2 is used uncompressed: its run-length and varint coding
+//! histogram in the open model, and the time-to-first-event histogram of a
+//! row some of whose answers were event streams) in HdrHistogram's V2
+//! binary form, base64 in the JSON. V2 is used uncompressed: its run-length and varint coding
 //! already keeps a histogram to a few hundred bytes, and a compressed form
 //! could inflate without bound on the coordinator. Merging a decoded
 //! snapshot gives exactly what merging the original would, with one
@@ -35,8 +38,9 @@
 //!   than an honest snapshot of the same plan can;
 //! - the version is this build's, the fingerprint and the model are the
 //!   plan's, and there is one step per metric of the plan;
-//! - histograms decode, hold exactly one value per request, and stay within
-//!   the recorders' range (1 µs to the one-hour latency cap);
+//! - histograms decode, hold exactly one value per request (the
+//!   time-to-first-event histogram: at most one), and stay within the
+//!   recorders' range (1 µs to the one-hour latency cap);
 //! - counts agree: failures ≤ requests, status codes (each 100 to 999) count
 //!   at most the requests, error kinds are known and add up to the failures,
 //!   the messages of each kind add up to that kind's failures, no message
@@ -52,7 +56,9 @@
 //! decoder refuses every version but its own (with an error naming both),
 //! so a coordinator and workers of different builds fail loudly instead of
 //! merging figures they read differently. The version is also part of the
-//! fingerprint.
+//! fingerprint. Version 2 added the MCP session counts, the
+//! time-to-first-event histogram and the failure kinds `jsonrpc`,
+//! `tool_error` and `session`.
 
 use std::collections::btree_map::{self, BTreeMap};
 use std::fmt;
@@ -63,13 +69,14 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::summary::McpSessions;
 use super::{
     ErrorKind, FailureCount, Snapshot, StepRecorder, MAX_FAILURE_MESSAGES, MAX_LATENCY_US,
     OTHER_MESSAGES, SIGNIFICANT_DIGITS,
 };
 
 /// The version of this wire form; see the module doc for when it changes.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// Failure messages are cut to this many bytes on the wire.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
@@ -212,6 +219,8 @@ pub struct WireSnapshot {
     pub started: u64,
     pub dropped: u64,
     pub active_users: u64,
+    /// MCP sessions opened and ended.
+    pub mcp_sessions: McpSessions,
     /// One per metric of the plan, in its order.
     pub steps: Vec<WireStep>,
 }
@@ -230,6 +239,10 @@ pub struct WireStep {
     /// Service time, in the open model only; same form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_time: Option<String>,
+    /// Time to the first event of event-stream answers, when the step had
+    /// any; same form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_event: Option<String>,
     /// Responses per status code.
     #[serde(default)]
     pub status: BTreeMap<u16, u64>,
@@ -348,11 +361,11 @@ fn known_kinds() -> String {
 }
 
 /// The largest JSON text a snapshot of a plan with `metrics` steps can be:
-/// two histograms per step at their limit, every message entry at its
+/// three histograms per step at their limit, every message entry at its
 /// limit even if each byte were escaped (`\u00XX`), every status code.
 pub fn max_json_bytes(metrics: usize) -> usize {
     const PER_MESSAGE: usize = 6 * MAX_MESSAGE_BYTES + 256;
-    const PER_STEP: usize = 2 * MAX_HISTOGRAM_BASE64
+    const PER_STEP: usize = 3 * MAX_HISTOGRAM_BASE64
         + MAX_MESSAGE_ENTRIES * PER_MESSAGE
         + 900 * 32
         + ErrorKind::ALL.len() * 40
@@ -373,6 +386,7 @@ impl Snapshot {
             started: self.started,
             dropped: self.dropped,
             active_users: self.active_users,
+            mcp_sessions: self.mcp_sessions,
             steps: self
                 .steps
                 .iter()
@@ -393,6 +407,10 @@ impl StepRecorder {
             latency: encode_histogram(serializer, &self.latency),
             service_time: self
                 .service
+                .as_ref()
+                .map(|h| encode_histogram(serializer, h)),
+            first_event: self
+                .first_event
                 .as_ref()
                 .map(|h| encode_histogram(serializer, h)),
             status: self.status.clone(),
@@ -526,6 +544,10 @@ impl WireSnapshot {
             ("started", self.started),
             ("dropped", self.dropped),
             ("active_users", self.active_users),
+            ("mcp_sessions.opened", self.mcp_sessions.opened),
+            ("mcp_sessions.closed", self.mcp_sessions.closed),
+            ("mcp_sessions.abandoned", self.mcp_sessions.abandoned),
+            ("mcp_sessions.expired", self.mcp_sessions.expired),
         ]) {
             return Err(WireError::CounterTooLarge { field, value });
         }
@@ -534,6 +556,7 @@ impl WireSnapshot {
         snapshot.started = self.started;
         snapshot.dropped = self.dropped;
         snapshot.active_users = self.active_users;
+        snapshot.mcp_sessions = self.mcp_sessions;
         let mut deserializer = Deserializer::new();
         for (step, (wire, recorder)) in self.steps.into_iter().zip(&mut snapshot.steps).enumerate()
         {
@@ -589,6 +612,22 @@ impl WireStep {
             (false, None) => None,
             (true, None) => return Err(StepError::ServiceTimeMissing),
             (false, Some(_)) => return Err(StepError::ServiceTimeUnexpected),
+        };
+        recorder.first_event = match &self.first_event {
+            Some(text) => {
+                let which = "first-event";
+                let h = decode_histogram(deserializer, text)
+                    .map_err(|problem| StepError::Histogram { which, problem })?;
+                if h.len() > self.requests {
+                    return Err(StepError::HistogramCount {
+                        which,
+                        values: h.len(),
+                        requests: self.requests,
+                    });
+                }
+                Some(h)
+            }
+            None => None,
         };
         recorder.status = checked_status(self.status, self.requests)?;
         recorder.errors = checked_errors(&self.errors, self.failures)?;
@@ -914,13 +953,27 @@ mod tests {
     #[test]
     fn a_snapshot_survives_the_wire() {
         for open in [false, true] {
-            let original = some_snapshot(open);
+            let mut original = some_snapshot(open);
+            original.mcp_sessions = McpSessions {
+                opened: 4,
+                closed: 2,
+                abandoned: 1,
+                expired: 1,
+            };
+            original.record_first_event(0, 700);
             let text = original.to_wire(&plan(open)).to_json();
             let decoded = WireSnapshot::from_json(&text, &plan(open))
                 .and_then(|w| w.into_snapshot(&plan(open)))
                 .unwrap();
             assert_eq!(decoded.iterations, 3);
             assert_eq!(decoded.started, 4);
+            assert_eq!(decoded.mcp_sessions, original.mcp_sessions);
+            let first_event = decoded.steps[0].stats("s", None, 1.0, &[]).first_event_ms;
+            assert_eq!(first_event.map(|l| l.get("max")), Some(0.7));
+            assert_eq!(
+                decoded.steps[1].stats("s", None, 1.0, &[]).first_event_ms,
+                None
+            );
             for (a, b) in original.steps.iter().zip(&decoded.steps) {
                 assert_eq!(a.stats("s", None, 1.0, &[]), b.stats("s", None, 1.0, &[]));
                 assert_eq!(a.histogram(), b.histogram());
@@ -928,6 +981,19 @@ mod tests {
                 assert_eq!(a.messages.len(), b.messages.len());
             }
         }
+    }
+
+    #[test]
+    fn more_first_events_than_requests_are_refused() {
+        let mut snapshot = some_snapshot(false);
+        for _ in 0..3 {
+            snapshot.record_first_event(1, 500);
+        }
+        let error = refusal(&snapshot.to_wire(&plan(false)), &plan(false));
+        assert!(
+            error.contains("step 1") && error.contains("first-event histogram holds 3 values"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -939,8 +1005,8 @@ mod tests {
         // Pinned (and computed apart from this code, by the recipe in
         // `Fingerprint`'s doc): a change here means snapshots of old and
         // new builds no longer merge, which needs a new WIRE_VERSION.
-        assert_eq!(plan(false).to_string(), "6fbcdc4b799375b7");
-        assert_eq!(plan(true).to_string(), "bc6b7fbb845222b4");
+        assert_eq!(plan(false).to_string(), "13d2910895e33d9e");
+        assert_eq!(plan(true).to_string(), "92b55b615d78c461");
         let none = Fingerprint::of([("list", None), ("add", Some("POST"))], false);
         let swapped = Fingerprint::of([("add", Some("POST")), ("list", Some("GET"))], false);
         let joined = Fingerprint::of([("lis", Some("tGET")), ("add", Some("POST"))], false);
@@ -981,15 +1047,15 @@ mod tests {
     fn an_unknown_version_is_refused_before_anything_else() {
         let wire = some_snapshot(false).to_wire(&plan(false));
         let mut json: serde_json::Value = serde_json::from_slice(&wire.to_json()).unwrap();
-        json["version"] = 2.into();
-        json["a_field_of_version_2"] = true.into();
+        json["version"] = 3.into();
+        json["a_field_of_version_3"] = true.into();
         let text = serde_json::to_vec(&json).unwrap();
         let error = WireSnapshot::from_json(&text, &plan(false)).unwrap_err();
         assert!(
-            matches!(error, WireError::UnknownVersion { found: 2 }),
+            matches!(error, WireError::UnknownVersion { found: 3 }),
             "{error}"
         );
-        assert!(error.to_string().contains("version 2 is not known"));
+        assert!(error.to_string().contains("version 3 is not known"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod fingerprint;
 pub mod inputs;
 mod load;
+mod mcp;
 mod pointer;
 mod scope;
 mod step;
@@ -37,6 +38,7 @@ use inputs::FileError;
 pub use inputs::{EnvVars, Files, Inputs};
 use load::parse_duration_or_zero;
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
+pub use mcp::{McpSessionPlan, McpStep, SessionScope, INITIALIZE_ROW};
 pub use pointer::JsonPointer;
 pub use step::{ExpectPlan, ExtractFrom, ExtractPlan, HttpStep, StepKind, StepPlan};
 use template::{Globals, Part, Templates};
@@ -201,6 +203,9 @@ pub struct FlowPlan {
     /// none (no `think_time`, or zero).
     pub think_time: Option<(Duration, Duration)>,
     pub steps: Vec<StepPlan>,
+    /// How the flow's users hold their MCP sessions; `None` when the flow
+    /// has no MCP step.
+    pub mcp: Option<McpSessionPlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,16 +613,18 @@ impl Compiler<'_> {
             // flow only; each flow starts from the shared names.
             let mut flow_known = known.clone();
             self.extracted.clear();
-            let steps = f
+            let mut steps: Vec<StepPlan> = f
                 .steps
                 .iter()
                 .filter_map(|s| self.step(s, &mut flow_known, metrics))
                 .collect();
+            let mcp = self.mcp_flow(f, &mut steps);
             out.push(FlowPlan {
                 name,
                 weight: weight.unwrap_or(1),
                 think_time,
                 steps,
+                mcp,
             });
         }
         out

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use http::{HeaderName, Method};
 
+use super::mcp::McpStep;
 use super::template::Part;
 use super::{is_identifier, parse_status, Compiler, JsonPointer, MetricInfo};
 use crate::diag::Spanned;
@@ -29,6 +30,8 @@ pub struct StepPlan {
 pub enum StepKind {
     /// A request as the step writes it.
     Http(HttpStep),
+    /// A JSON-RPC call to an MCP server (`kind = "mcp"`).
+    Mcp(McpStep),
 }
 
 /// An HTTP step's request.
@@ -58,6 +61,15 @@ impl StepPlan {
     pub fn http(&self) -> Option<&HttpStep> {
         match &self.kind {
             StepKind::Http(http) => Some(http),
+            StepKind::Mcp(_) => None,
+        }
+    }
+
+    /// The call of an MCP step.
+    pub fn mcp(&self) -> Option<&McpStep> {
+        match &self.kind {
+            StepKind::Mcp(mcp) => Some(mcp),
+            StepKind::Http(_) => None,
         }
     }
 }
@@ -94,13 +106,13 @@ pub enum ExtractFrom {
 }
 
 /// A kind's part of a step, compiled, and how the step's row is labelled.
-struct KindPart {
+pub(super) struct KindPart {
     /// `None` when the kind's part has errors (they are reported).
-    kind: Option<StepKind>,
+    pub(super) kind: Option<StepKind>,
     /// The method the row shows (`GET`).
-    method: String,
+    pub(super) method: String,
     /// The row's name when the step has none (`GET /items`).
-    default_name: String,
+    pub(super) default_name: String,
 }
 
 /// The methods a step may use. Any other token is a valid HTTP method
@@ -142,7 +154,25 @@ impl Compiler<'_> {
     ) -> Option<StepPlan> {
         // The kind's templates are compiled before `extract` adds its
         // names: a step cannot use what it extracts itself.
-        let part = self.http_step(s, known);
+        let part = match s.kind.as_ref().map(|k| k.value.as_str()) {
+            Some("mcp") => self.mcp_step(s, known, metrics),
+            None | Some("http") => {
+                self.no_mcp_keys(s);
+                self.http_step(s, known)
+            }
+            Some(other) => {
+                let span = s.kind.as_ref().map(|k| k.span.clone());
+                self.diags.error(
+                    span,
+                    format!("kind = \"{other}\" is unknown; expected \"http\" or \"mcp\""),
+                );
+                KindPart {
+                    kind: None,
+                    method: other.to_string(),
+                    default_name: other.to_string(),
+                }
+            }
+        };
         let expect = s
             .expect
             .as_ref()
@@ -247,6 +277,25 @@ impl Compiler<'_> {
         }
     }
 
+    /// An HTTP step has none of the keys of MCP steps.
+    fn no_mcp_keys(&mut self, s: &scenario::Step) {
+        let spans = [
+            ("params", s.params.as_ref().map(|p| p.span.clone())),
+            ("timeout", s.timeout.as_ref().map(|t| t.span.clone())),
+        ];
+        for (key, span) in spans {
+            if let Some(span) = span {
+                self.diags.error(
+                    span,
+                    format!(
+                        "`{key}` is for MCP steps (`kind = \"mcp\"`); an HTTP step's time \
+                         limit is [target] timeout"
+                    ),
+                );
+            }
+        }
+    }
+
     fn expect(&mut self, e: &scenario::Expect) -> ExpectPlan {
         let mut status = Vec::new();
         for s in &e.status {
@@ -318,13 +367,13 @@ impl Compiler<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::{compile, Overrides, Plan};
     use super::*;
     use crate::diag::Diagnostics;
 
     /// Compiles one flow of `steps`: the plan, or every problem found.
-    fn compile_steps(steps: &str) -> Result<Plan, Vec<String>> {
+    pub(in crate::plan) fn compile_steps(steps: &str) -> Result<Plan, Vec<String>> {
         let text = format!(
             "[target]\nbase_url = \"http://127.0.0.1:9\"\n\
              [load]\nusers = 1\nduration = \"1s\"\n[[flow]]\n{steps}"

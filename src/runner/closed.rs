@@ -128,14 +128,14 @@ impl Spawned {
 
 /// One user's life: run iterations while wanted, park otherwise.
 fn user_loop(
-    mut user: User,
+    user: User,
     users: &UserContext,
     mut want: watch::Receiver<Want>,
     active: &Rc<Cell<u64>>,
 ) -> impl std::future::Future<Output = ()> + 'static {
     let (shared, stop, active) = (users.shared.clone(), users.stop.clone(), active.clone());
     let watch = user.watch();
-    watch.until_hard_stop(async move {
+    watch.until_hard_stop(user.lifetime(async move |user: &mut User| {
         // Counted as active from when it runs until it parks or ends,
         // including the moments between its iterations.
         let mut running = Running::new(active);
@@ -164,5 +164,5 @@ fn user_loop(
             // iteration.
             tokio::task::consume_budget().await;
         }
-    })
+    }))
 }

@@ -425,6 +425,7 @@ impl Collector {
             thresholds_passed: true,
             series: self.series.iter().map(Point::expand).collect(),
             failures,
+            mcp_sessions: self.totals.mcp_sessions,
         };
         summary.thresholds = plan
             .thresholds

@@ -115,7 +115,7 @@ pub async fn run(ctx: &ShardContext, model: &OpenModel, users: UserContext, acti
 
 /// One slot: runs the queued arrivals, one iteration at a time.
 fn slot(
-    mut user: User,
+    user: User,
     queue: Rc<Queue>,
     users: &UserContext,
     active: Rc<Cell<u64>>,
@@ -123,7 +123,7 @@ fn slot(
     let stop = users.stop.clone();
     let recorder = users.recorder.clone();
     let watch = user.watch();
-    watch.until_hard_stop(async move {
+    watch.until_hard_stop(user.lifetime(async move |user: &mut User| {
         let mut busy = Running::new(active);
         loop {
             // After the stop, queued arrivals stay queued: they are
@@ -165,7 +165,7 @@ fn slot(
                 }
             }
         }
-    })
+    }))
 }
 
 /// Decides which arrivals of the scenario are this thread's: those in the

@@ -15,10 +15,11 @@ use minijinja::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::engine::{self, Connector, Failure, Prepared, Response, Session};
+use crate::engine::{self, Connector, Failure, Measured, Prepared, Response, Session};
+use crate::metrics::summary::McpSessions;
 use crate::metrics::{ErrorKind, Sample, Snapshot};
 use crate::plan::template::Globals;
-use crate::plan::Plan;
+use crate::plan::{Plan, SessionScope};
 
 /// How an iteration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,8 +145,8 @@ impl User {
                 end = IterationEnd::Stopped;
                 break;
             }
-            let sent = Instant::now();
-            let waited_from = match intended {
+            let mut sent = Instant::now();
+            let mut waited_from = match intended {
                 Some(t) if i == 0 => t.min(sent),
                 _ => sent,
             };
@@ -159,6 +160,30 @@ impl User {
                     },
                 ),
             };
+            // An exchange the step needs first (an MCP session's handshake)
+            // is a request of its own row; the step's request is timed from
+            // its end, and is not sent when it failed.
+            if let (Ok((request, _)), Some(metric)) =
+                (&request, engine::opening(&mut self.session, step))
+            {
+                let opening = InFlight {
+                    metric,
+                    bytes_out: 0,
+                    sent,
+                    waited_from,
+                };
+                self.in_flight.set(Some(opening));
+                let measured = engine::open(&mut self.session, step, request).await;
+                self.in_flight.set(None);
+                count_sessions(&mut self.session, &self.recorder);
+                match self.opened(opening, measured, request) {
+                    Some(done) => (sent, waited_from) = (done, done),
+                    None => {
+                        end = self.failed(flow.think_time, think_after_last).await;
+                        break;
+                    }
+                }
+            }
             let flight = InFlight {
                 metric: step.metric,
                 bytes_out: request.as_ref().map_or(0, |(_, bytes_out)| *bytes_out),
@@ -192,10 +217,8 @@ impl User {
                 ),
             };
             let failed = failure.is_some();
-            let sample = flight.sample(done, response.as_ref(), failure);
-            self.recorder
-                .borrow_mut()
-                .record(&sample, (done - self.start).as_secs());
+            let done = response.as_ref().and_then(|r| r.answered).unwrap_or(done);
+            self.record(flight, done, response.as_ref(), failure);
             if !extracted.is_empty() {
                 let known = Arc::make_mut(&mut self.extracted);
                 for (e, value) in step.extract.iter().zip(extracted) {
@@ -209,13 +232,7 @@ impl User {
                 }
             }
             if failed {
-                // Later steps usually depend on this one and would only
-                // fail in its wake. The pause still comes, as after a last
-                // step: users of a failing target must not hammer it.
-                end = IterationEnd::Failed;
-                if think_after_last && !think(flow.think_time, &self.stop).await {
-                    end = IterationEnd::Stopped;
-                }
+                end = self.failed(flow.think_time, think_after_last).await;
                 break;
             }
             if i == last {
@@ -232,8 +249,80 @@ impl User {
         if completed {
             self.recorder.borrow_mut().iterations += 1;
         }
+        if let Some(mcp) = &flow.mcp {
+            if mcp.scope == SessionScope::PerIteration {
+                engine::end_session(&mut self.session, mcp.close).await;
+            }
+            count_sessions(&mut self.session, &self.recorder);
+        }
         self.iteration += 1;
         end
+    }
+
+    /// How an iteration ends after a failed step. Later steps usually
+    /// depend on it and would only fail in its wake. The pause still
+    /// comes, as after a last step: users of a failing target must not
+    /// hammer it.
+    async fn failed(
+        &self,
+        think_time: Option<(Duration, Duration)>,
+        think_after_last: bool,
+    ) -> IterationEnd {
+        if think_after_last && !think(think_time, &self.stop).await {
+            IterationEnd::Stopped
+        } else {
+            IterationEnd::Failed
+        }
+    }
+
+    /// Records one request's sample, ended at `done`.
+    fn record(
+        &self,
+        flight: InFlight,
+        done: Instant,
+        response: Option<&Response>,
+        failure: Option<Failure>,
+    ) {
+        let sample = flight.sample(done, response, failure);
+        let mut recorder = self.recorder.borrow_mut();
+        recorder.record(&sample, (done - self.start).as_secs());
+        if let Some(first) = response.and_then(|r| r.first_event) {
+            recorder.record_first_event(flight.metric, first.as_micros() as u64);
+        }
+    }
+
+    /// Records the exchange a step made before its own `request` (see
+    /// [`engine::opening`]); when it ended, or `None` when it failed.
+    fn opened(
+        &self,
+        mut flight: InFlight,
+        measured: Measured,
+        request: &Request<Full<Bytes>>,
+    ) -> Option<Instant> {
+        flight.bytes_out = measured.bytes_out;
+        let done = measured
+            .response
+            .as_ref()
+            .and_then(|r| r.answered)
+            .unwrap_or_else(Instant::now);
+        let failed = measured.failure.is_some();
+        let secret_headers = secret_values(&self.plan, request);
+        let failure = measured
+            .failure
+            .map(|(kind, message)| (kind, self.redact(message, &secret_headers, &[])));
+        self.record(flight, done, measured.response.as_ref(), failure);
+        (!failed).then_some(done)
+    }
+
+    /// Runs `life` (the user's loop over its iterations), then ends the
+    /// user's MCP session, if it has one, as its flow says: a user that
+    /// stops closes or abandons its session like a real client.
+    pub async fn lifetime(mut self, life: impl AsyncFnOnce(&mut User)) {
+        life(&mut self).await;
+        if let Some(mcp) = &self.plan.flows[self.flow].mcp {
+            engine::end_session(&mut self.session, mcp.close).await;
+            count_sessions(&mut self.session, &self.recorder);
+        }
     }
 
     /// What this user's templates see now.
@@ -278,6 +367,14 @@ impl User {
             }
         }
         message
+    }
+}
+
+/// Adds the MCP sessions the user opened and ended to the counts.
+fn count_sessions(session: &mut Session, recorder: &RefCell<Snapshot>) {
+    let events = engine::session_events(session);
+    if events != McpSessions::default() {
+        recorder.borrow_mut().mcp_sessions.merge(&events);
     }
 }
 
@@ -496,6 +593,8 @@ mod tests {
             body: None,
             body_bytes: 12,
             bytes_in: 140,
+            first_event: None,
+            answered: None,
         };
         let failure = (ErrorKind::Status, "status 404, expected 200".to_string());
         let done = start + Duration::from_millis(50);

@@ -101,19 +101,39 @@ pub struct Flow {
     pub name: S<String>,
     pub weight: S<i64>,
     pub think_time: S<String>,
+    /// `mcp = { … }`: how the flow's users hold their MCP sessions.
+    pub mcp: Option<McpSession>,
     pub steps: Vec<Step>,
 }
 
-/// A `[[flow.step]]`: one request.
+/// A flow's `mcp = { session = "per-user", close_session = true, … }`.
+#[derive(Debug, Clone)]
+pub struct McpSession {
+    pub span: Span,
+    /// `"per-user"` or `"per-iteration"`.
+    pub session: S<String>,
+    pub close_session: S<bool>,
+    pub protocol_version: S<String>,
+}
+
+/// A `[[flow.step]]`: one request (an HTTP one, or with `kind = "mcp"` a
+/// JSON-RPC call to an MCP server).
 #[derive(Debug, Clone)]
 pub struct Step {
     pub span: Span,
     pub name: S<String>,
+    /// `"http"` (the default) or `"mcp"`.
+    pub kind: S<String>,
+    /// The HTTP method, or an MCP step's JSON-RPC method.
     pub method: S<String>,
     pub path: S<String>,
     pub headers: Vec<(Spanned<String>, Spanned<String>)>,
     pub body: S<String>,
     pub json: S<serde_json::Value>,
+    /// An MCP step's JSON-RPC `params`.
+    pub params: S<serde_json::Value>,
+    /// An MCP step's own timeout for its answer.
+    pub timeout: S<String>,
     pub expect: Option<Expect>,
     pub extract: Vec<Extract>,
 }

@@ -149,6 +149,9 @@ fn read_flow(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Flow {
     let name = r.string("name");
     let weight = r.integer("weight");
     let think_time = r.string("think_time");
+    let mcp = r
+        .table("mcp")
+        .map(|(t, span)| read_mcp_session(t, span, r.diags));
     let steps = r
         .tables("step")
         .into_iter()
@@ -160,13 +163,27 @@ fn read_flow(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Flow {
         name,
         weight,
         think_time,
+        mcp,
         steps,
     }
+}
+
+fn read_mcp_session(t: &DeTable, span: Span, diags: &mut Diagnostics) -> McpSession {
+    let mut r = TableReader::new(t, span.clone(), "the flow's `mcp`", diags);
+    let session = McpSession {
+        span,
+        session: r.string("session"),
+        close_session: r.boolean("close_session"),
+        protocol_version: r.string("protocol_version"),
+    };
+    r.finish();
+    session
 }
 
 fn read_step(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Step {
     let mut r = TableReader::new(t, span.clone(), "[[flow.step]]", diags);
     let name = r.string("name");
+    let kind = r.string("kind");
     let method = r.string("method");
     let path = r.string("path");
     let headers = r.string_map("headers");
@@ -174,6 +191,10 @@ fn read_step(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Step {
     let json = r
         .any("json")
         .map(|v| Spanned::new(to_json(v.get_ref()), v.span()));
+    let params = r
+        .any("params")
+        .map(|v| Spanned::new(to_json(v.get_ref()), v.span()));
+    let timeout = r.string("timeout");
     let expect = r
         .table("expect")
         .map(|(t, span)| read_expect(t, span, r.diags));
@@ -185,11 +206,14 @@ fn read_step(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Step {
     Step {
         span,
         name,
+        kind,
         method,
         path,
         headers,
         body,
         json,
+        params,
+        timeout,
         expect,
         extract,
     }

@@ -7,6 +7,7 @@ mod handle;
 mod init;
 mod man;
 mod mcp;
+mod mcp_target;
 mod patterns;
 mod properties;
 mod reports;
