@@ -40,7 +40,9 @@
 //!   schedule (closed: user count, open: arrivals), and stops on the
 //!   pattern's end, the iteration budget or a stop request; its collector
 //!   merges snapshots from sources that join and leave.
-//! - [`engine`]: *how* one request is sent (hyper, rustls), checked, extracted.
+//! - [`engine`]: *how* one step is sent (hyper, rustls), checked, extracted;
+//!   one file per step kind (`http`, `mcp`: JSON-RPC over MCP Streamable
+//!   HTTP with a session per user) over shared connections.
 //! - [`metrics`]: HdrHistograms and counters; [`metrics::summary::RunSummary`]
 //!   and its [`verdict`](metrics::summary::RunSummary::verdict); the live
 //!   [`metrics::live::Progress`]; [`metrics::wire`], a snapshot's versioned
@@ -49,7 +51,7 @@
 //!   writes, run comparison, live progress and live Prometheus metrics.
 //! - [`store`]: saved runs, `DIR/RUN_ID/` with `summary.json` and the
 //!   report files; random ids that are never paths.
-//! - [`demo`]: the built-in demo target.
+//! - [`demo`]: the built-in demo target, with an MCP endpoint at `/mcp`.
 //! - [`serve`]: the one accept loop for every HTTP server loadctl runs.
 //! - [`agent`]: what an AI agent may do and the guardrails around it (host
 //!   allowlist, caps, environment allowlist, one readable folder, audit

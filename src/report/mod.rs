@@ -1,4 +1,4 @@
-//! Turning a [`RunSummary`](crate::metrics::summary::RunSummary) into
+//! Turning a [`RunSummary`] into
 //! something people and programs read: one file per format, plus the live
 //! progress display. Reporters only read the summary; they never see the
 //! plan or the engine, so `loadctl report` can re-render a saved run.
