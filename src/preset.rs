@@ -261,9 +261,20 @@ fn scaled_timings(load: &scenario::Load, old: Duration, new: Duration) -> Vec<(S
 
 /// `http://host:8080/a/b?c=d` → (`http://host:8080`, `/a/b?c=d`).
 pub fn split_url(url: &str) -> Result<(String, String), PresetError> {
+    if url == "demo" {
+        return Ok(("demo".to_string(), "/".to_string()));
+    }
     let uri: http::Uri = url
         .parse()
         .map_err(|e| parameter("url", format!(" `{url}` is not a URL: {e}")))?;
+    if uri.scheme_str().is_none() {
+        return Err(parameter(
+            "url",
+            format!(
+                " `{url}` needs a scheme, e.g. http://{url} (or \"demo\" for the built-in target)"
+            ),
+        ));
+    }
     let endpoint = plan::parse_endpoint(&format!(
         "{}://{}",
         uri.scheme_str().unwrap_or(""),

@@ -259,6 +259,9 @@ pub fn file_names() -> Vec<String> {
 /// from a newer loadctl (a higher schema version) is refused: its fields
 /// may mean something this version does not know.
 pub fn read_summary(path: &Path) -> Result<RunSummary, StoreError> {
+    // A run's folder (what `run --out` wrote) stands for its summary.
+    let in_folder = path.join(SUMMARY_FILE);
+    let path = if path.is_dir() { &in_folder } else { path };
     let text = std::fs::read_to_string(path).map_err(|source| StoreError::Unreadable {
         path: path.to_path_buf(),
         source,

@@ -67,7 +67,7 @@ pub struct RunArgs {
     threads: usize,
     /// Serve live Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464
     #[arg(long, env = "LOADCTL_METRICS_ADDR", value_name = "ADDR")]
-    metrics_addr: Option<std::net::SocketAddr>,
+    metrics_addr: Option<String>,
     /// No live progress on stderr (the summary is still printed)
     #[arg(short, long)]
     quiet: bool,
@@ -90,21 +90,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         headers: args.headers.clone(),
         thresholds: args.thresholds.clone(),
     };
-    let checked = match quick_url(&args.file) {
-        Some(url) => match quick_scenario(url) {
-            Ok(text) => {
-                let inputs = crate::plan::Inputs::for_cli(None, crate::diag::Severity::Error);
-                crate::validate::check_text(&args.file, &text, &overrides, &inputs)
-            }
-            Err(message) => {
-                eprintln!("error: {message}");
-                return Ok(Exit::Invalid);
-            }
-        },
-        None => {
-            let inputs =
-                crate::plan::Inputs::for_cli(Some(&args.file), crate::diag::Severity::Error);
-            crate::validate::check_file(&args.file, &overrides, &inputs)
+    let checked = match check(&args.file, &overrides) {
+        Ok(checked) => checked,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(Exit::Invalid);
         }
     };
     let crate::validate::Checked {
@@ -147,10 +137,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let _ = std::fs::remove_file(&probe);
     }
     // Bound before the run, so a taken port fails now, not after the test.
-    let metrics_listener = match args.metrics_addr {
+    let metrics_listener = match &args.metrics_addr {
         Some(addr) => {
-            let listener = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("--metrics-addr: cannot listen on {addr}"))?;
+            let listener = std::net::TcpListener::bind(addr.as_str()).with_context(|| {
+                format!(
+                    "--metrics-addr: cannot listen on {addr} (give HOST:PORT, e.g. 127.0.0.1:9464)"
+                )
+            })?;
             listener.set_nonblocking(true)?;
             Some(listener)
         }
@@ -213,6 +206,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             eprintln!("wrote {}", path.display());
         }
     }
+    let totals = &summary.totals;
+    if totals.requests > 0 && totals.failures == totals.requests && summary.thresholds.is_empty() {
+        eprintln!(
+            "warning: every request failed, and the scenario has no threshold to fail the run on \
+             (add one, e.g. --threshold 'http_req_failed: rate < 0.01')"
+        );
+    }
     Ok(Exit::from(summary.verdict()))
 }
 
@@ -220,6 +220,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 /// users, for long enough to see a few seconds of steady state.
 const QUICK_USERS: u64 = 50;
 const QUICK_DURATION: &str = "10s";
+
+/// Compiles the scenario file, or quick mode's scenario for a URL; an
+/// argument that is neither gets a hint.
+fn check(arg: &Path, overrides: &Overrides) -> Result<crate::validate::Checked, String> {
+    use crate::diag::Severity;
+    if let Some(url) = quick_url(arg) {
+        let text = quick_scenario(url)?;
+        let inputs = crate::plan::Inputs::for_cli(None, Severity::Error);
+        return Ok(crate::validate::check_text(arg, &text, overrides, &inputs));
+    }
+    let text = arg.to_string_lossy();
+    if !arg.exists() {
+        if let Some((scheme, _)) = text.split_once("://") {
+            return Err(format!(
+                "`{text}` is not a file, and loadctl tests http and https URLs, not {scheme}"
+            ));
+        }
+        let host_port = text.split_once(':').is_some_and(|(_, port)| {
+            port.split('/')
+                .next()
+                .is_some_and(|p| p.parse::<u16>().is_ok())
+        });
+        if host_port || text.starts_with("localhost") {
+            return Err(format!(
+                "`{text}` is not a file; to test a URL, give its scheme: loadctl run http://{text}"
+            ));
+        }
+    }
+    let inputs = crate::plan::Inputs::for_cli(Some(arg), Severity::Error);
+    Ok(crate::validate::check_file(arg, overrides, &inputs))
+}
 
 /// The URL of quick mode (`loadctl run http://…`), when the argument is one
 /// and not a file of that name.
@@ -230,13 +261,15 @@ fn quick_url(arg: &Path) -> Option<&str> {
 }
 
 /// The one-step scenario quick mode runs: GET the URL, count 2xx and 3xx
-/// answers as successes, no thresholds.
+/// answers as successes, and fail the run (exit 1) when more than 1% of
+/// the requests fail, so a dead URL does not pass.
 fn quick_scenario(url: &str) -> Result<String, String> {
     let (base, path) = crate::preset::split_url(url).map_err(|e| e.message(""))?;
     let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
     Ok(format!(
         "name = {name}\n[target]\nbase_url = {base}\n[load]\nusers = {QUICK_USERS}\nduration = \"{QUICK_DURATION}\"\n\
-         [[flow]]\nname = \"quick\"\n  [[flow.step]]\n  name = {path}\n  path = {path}\n",
+         [[flow]]\nname = \"quick\"\n  [[flow.step]]\n  name = {path}\n  path = {path}\n\
+         [thresholds]\nhttp_req_failed = [\"rate < 0.01\"]\n",
         name = quote(url),
         base = quote(&base),
         path = quote(&path),

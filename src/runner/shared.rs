@@ -26,6 +26,8 @@ pub struct Shared {
     /// How long after the run's start this process joined it (zero
     /// unless it joined late).
     pub began: Duration,
+    /// Which flow each user runs (see [`flow_order`]).
+    flow_order: Vec<u32>,
 }
 
 impl Shared {
@@ -43,6 +45,15 @@ impl Shared {
             rows: share.rows,
             share: ShareState::joining(began, share.load),
             began,
+            flow_order: flow_order(plan),
+        }
+    }
+
+    /// The flow user `user` runs.
+    pub fn flow_for(&self, user: u64) -> usize {
+        match self.flow_order.len() {
+            0 => 0,
+            n => self.flow_order[(user % n as u64) as usize] as usize,
         }
     }
 
@@ -101,5 +112,76 @@ impl Shared {
             }
         };
         Some(feeder.rows[index].clone())
+    }
+}
+
+/// Above this much work (users × flows), users are dealt to flows in
+/// blocks instead of interleaved.
+const INTERLEAVE_WORK: u64 = 50_000_000;
+
+/// The flow of each user number, in proportion to the flows' weights and
+/// interleaved (smooth weighted round robin: weights 3 and 1 give
+/// A, A, B, A), so that any first `n` users hold each flow's share of `n`
+/// to within one user. Three users of flows weighted 3 : 1 run two and
+/// one, not three and none. The order repeats with a period of the weights'
+/// sum, so only that much (or the peak user count, if smaller) is kept.
+fn flow_order(plan: &Plan) -> Vec<u32> {
+    let weights: Vec<u64> = plan.flows.iter().map(|f| f.weight).collect();
+    interleave(&weights, plan.load.users.max(1))
+}
+
+/// The first `min(sum of weights, users)` picks of a smooth weighted round
+/// robin over `weights`.
+fn interleave(weights: &[u64], users: u64) -> Vec<u32> {
+    let total: u64 = weights.iter().sum();
+    let len = total.min(users);
+    if len.saturating_mul(weights.len() as u64) > INTERLEAVE_WORK {
+        // Blocks: flow i takes the next `weight` numbers of each period.
+        let len = total.min(INTERLEAVE_WORK) as usize;
+        let mut order = Vec::with_capacity(len);
+        for (i, w) in weights.iter().enumerate() {
+            order.extend(std::iter::repeat_n(i as u32, *w as usize).take(len - order.len()));
+        }
+        return order;
+    }
+    let mut current = vec![0i128; weights.len()];
+    (0..len)
+        .map(|_| {
+            for (c, w) in current.iter_mut().zip(weights) {
+                *c += *w as i128;
+            }
+            let (pick, _) = current
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+                .expect("a plan has at least one flow");
+            current[pick] -= total as i128;
+            pick as u32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+
+    #[test]
+    fn flows_are_interleaved_by_weight() {
+        assert_eq!(interleave(&[3, 1], 3), vec![0, 0, 1]);
+        assert_eq!(interleave(&[3, 1], 100), vec![0, 0, 1, 0]);
+        assert_eq!(interleave(&[1, 1, 1], 2), vec![0, 1]);
+        // Any first n users hold each flow's share of n within one user.
+        let weights = [5, 3, 2];
+        let order = interleave(&weights, 1000);
+        for n in 1..=order.len() {
+            for (flow, w) in weights.iter().enumerate() {
+                let got = order[..n].iter().filter(|f| **f as usize == flow).count() as f64;
+                let share = n as f64 * *w as f64 / 10.0;
+                assert!(
+                    (got - share).abs() < 1.0 + 1e-9,
+                    "{n} users, flow {flow}: {got}"
+                );
+            }
+        }
     }
 }

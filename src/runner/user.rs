@@ -76,7 +76,7 @@ pub struct UserContext {
 impl User {
     pub fn new(id: u64, ctx: &UserContext) -> Self {
         let plan = ctx.plan.clone();
-        let flow = flow_for_user(&plan, id);
+        let flow = ctx.shared.flow_for(id);
         // Requests with no template are built once, here, and cloned per send.
         let prepared = plan.flows[flow]
             .steps
@@ -404,19 +404,6 @@ async fn think(think_time: Option<(Duration, Duration)>, stop: &CancellationToke
         _ = tokio::time::sleep(pause) => true,
         _ = stop.cancelled() => false,
     }
-}
-
-/// Users are spread over flows in proportion to the flows' weights.
-fn flow_for_user(plan: &Plan, user: u64) -> usize {
-    let total: u64 = plan.flows.iter().map(|f| f.weight).sum();
-    let mut slot = user % total.max(1);
-    for (i, f) in plan.flows.iter().enumerate() {
-        if slot < f.weight {
-            return i;
-        }
-        slot -= f.weight;
-    }
-    0
 }
 
 /// A request on its way: what its [`Sample`] needs besides what came back.

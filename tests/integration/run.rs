@@ -778,3 +778,22 @@ fn flags_from_k6_and_locust_get_the_loadctl_flag() {
             .stderr(predicates::str::contains(ours));
     }
 }
+
+#[test]
+fn quick_mode_fails_when_the_url_does_not_answer_and_addresses_get_a_hint() {
+    // Port 9 on loopback: nothing listens there, every connect is refused.
+    loadctl()
+        .args(["run", "-q", "http://127.0.0.1:9/", "-u", "1", "-d", "1s"])
+        .assert()
+        .code(1);
+    loadctl()
+        .args(["run", "127.0.0.1:9"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("loadctl run http://127.0.0.1:9"));
+    loadctl()
+        .args(["init", "--url", "localhost:8080", "-o", "-"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("needs a scheme"));
+}
