@@ -18,11 +18,13 @@
 //! - [`compare`]: `compare_runs`, the rules of `report --compare`.
 //! - [`resources`]: a saved run's files as `loadctl://runs/{id}/{file}`.
 //! - [`audit`]: the audit log.
+//! - [`redact`]: the allowed variables' values, kept out of all output.
 
 pub mod audit;
 pub mod compare;
 pub mod hosts;
 pub mod limits;
+pub mod redact;
 pub mod resources;
 pub mod runs;
 pub mod scenario;
@@ -40,6 +42,7 @@ use crate::units::fmt_duration;
 use audit::AuditLog;
 pub use hosts::HostAllowlist;
 pub use limits::{Limits, LoadSummary, MAX_SCENARIO_BYTES};
+use redact::SecretValues;
 
 /// What the person starting the server allows; never changed by a tool.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +112,8 @@ struct Inner {
     guardrails: Guardrails,
     runs_dir: PathBuf,
     audit: AuditLog,
+    /// The allowed environment variables' values, redacted from output.
+    secrets: SecretValues,
     /// Runs started and not yet saved.
     live: Mutex<BTreeMap<crate::store::RunId, Arc<runs::LiveRun>>>,
     /// Runs that failed without a summary, with why (kept for `get_run`).
@@ -139,10 +144,12 @@ impl Agent {
             );
             guardrails.scenario_dir = Some(canonical);
         }
+        let secrets = SecretValues::of_env(&guardrails.allowed_env);
         Ok(Agent {
             inner: Arc::new(Inner {
                 guardrails,
-                audit: AuditLog::new(runs_dir),
+                audit: AuditLog::new(runs_dir, secrets.clone()),
+                secrets,
                 runs_dir: runs_dir.to_path_buf(),
                 live: Mutex::default(),
                 failed: Mutex::default(),
@@ -153,6 +160,12 @@ impl Agent {
 
     pub fn guardrails(&self) -> &Guardrails {
         &self.inner.guardrails
+    }
+
+    /// The allowed environment variables' values, for redacting text
+    /// that leaves the server.
+    pub fn secrets(&self) -> &SecretValues {
+        &self.inner.secrets
     }
 
     pub fn runs_dir(&self) -> &Path {

@@ -163,7 +163,7 @@ impl Agent {
         overrides: &Overrides,
         unset_env: Severity,
     ) -> Result<Checked, ToolError> {
-        match (scenario, path) {
+        let mut checked = match (scenario, path) {
             (Some(_), Some(_)) => Err(ToolError::new(
                 "give either `scenario` (the TOML text) or `path` (a file in the scenario folder), not both",
             )),
@@ -191,6 +191,22 @@ impl Agent {
                 refuse_size(size, &format!("`path` {path:?}"))?;
                 let inputs = self.inputs(file.parent(), unset_env)?;
                 Ok(check_file(&file, overrides, &inputs))
+            }
+        }?;
+        if let Some(plan) = &mut checked.plan {
+            self.mark_env_secret(plan);
+        }
+        Ok(checked)
+    }
+
+    /// Makes every allowed environment variable's value a secret of
+    /// `plan`, so the runner redacts it from failure messages: a target
+    /// that echoes its input would otherwise hand it back to the agent.
+    fn mark_env_secret(&self, plan: &mut Plan) {
+        for name in &self.guardrails().allowed_env {
+            let var = format!("env.{name}");
+            if !plan.secrets.vars.contains(&var) {
+                plan.secrets.vars.push(var);
             }
         }
     }
