@@ -53,6 +53,8 @@ pub struct Guardrails {
     pub allowed_env: Vec<String>,
     /// The only folder `path` arguments and data feeders may read from.
     pub scenario_dir: Option<PathBuf>,
+    /// Whether a scenario may skip certificate checks (`insecure = true`).
+    pub allow_insecure_tls: bool,
 }
 
 /// A tool call that did not succeed: a message for the model, saying what
@@ -98,6 +100,8 @@ pub struct LimitsReport {
     pub max_scenario_bytes: usize,
     /// Redirects are never followed: a 3xx is a response like any other.
     pub follows_redirects: bool,
+    /// Whether `[target] insecure = true` (no certificate checks) is allowed.
+    pub allow_insecure_tls: bool,
 }
 
 /// The tool logic of `loadctl serve-mcp`. Cheap to clone; clones share
@@ -187,6 +191,7 @@ impl Agent {
             scenario_dir: g.scenario_dir.as_ref().map(|d| d.display().to_string()),
             max_scenario_bytes: MAX_SCENARIO_BYTES,
             follows_redirects: false,
+            allow_insecure_tls: g.allow_insecure_tls,
         }
     }
 }

@@ -449,7 +449,7 @@ impl Agent {
                 None,
             ));
         };
-        let refusals = self.guardrails().limits.refusals(&plan.load);
+        let refusals = self.refusals(plan);
         if !refusals.is_empty() {
             let reason = format!(
                 "this server refuses the run; nothing was sent:\n- {}",

@@ -565,6 +565,26 @@ fn every_cap_is_refused_by_name() {
             json!({"scenario": demo("users = 1\niterations = 5")}),
             "no duration",
         ),
+        (
+            json!({"scenario": demo("users = 1\nduration = \"1s\"\ngraceful_stop = \"20s\"")}),
+            "duration 1s plus graceful_stop 20s",
+        ),
+        (
+            json!({"scenario": ok.replace("timeout = \"2s\"", "timeout = \"11s\"")}),
+            "[target] timeout 11s is over this server's --max-duration of 10s",
+        ),
+        (
+            json!({"scenario": format!("{ok}  headers = {{ Host = \"other.example\" }}\n")}),
+            "the scenario sets the Host header (step \"ok\")",
+        ),
+        (
+            json!({"scenario": ok.replace("timeout = \"2s\"", "timeout = \"2s\"\nheaders = { host = \"x\" }")}),
+            "the scenario sets the Host header ([target] headers)",
+        ),
+        (
+            json!({"scenario": ok.replace("timeout = \"2s\"", "timeout = \"2s\"\ninsecure = true")}),
+            "--allow-insecure-tls",
+        ),
     ] {
         let e = mcp.call_err("run_load_test", args.clone());
         assert!(e.contains(needle), "{args}: {e}");
