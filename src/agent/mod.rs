@@ -29,7 +29,7 @@ pub mod resources;
 pub mod runs;
 pub mod scenario;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -43,6 +43,10 @@ use audit::AuditLog;
 pub use hosts::HostAllowlist;
 pub use limits::{Limits, LoadSummary, MAX_SCENARIO_BYTES};
 use redact::SecretValues;
+
+/// How many failed runs `get_run` remembers: a failed run has no saved
+/// summary, so only memory holds why, and that must stay bounded.
+const FAILED_RUNS_KEPT: usize = 100;
 
 /// What the person starting the server allows; never changed by a tool.
 #[derive(Debug, Clone, Default)]
@@ -120,8 +124,9 @@ struct Inner {
     secrets: SecretValues,
     /// Runs started and not yet saved.
     live: Mutex<BTreeMap<crate::store::RunId, Arc<runs::LiveRun>>>,
-    /// Runs that failed without a summary, with why (kept for `get_run`).
-    failed: Mutex<BTreeMap<crate::store::RunId, String>>,
+    /// Runs that failed without a summary, with why (kept for `get_run`),
+    /// oldest first; only the newest [`FAILED_RUNS_KEPT`] are kept.
+    failed: Mutex<VecDeque<(crate::store::RunId, String)>>,
     /// Fires on server shutdown; every run's stop token is its child.
     shutdown: CancellationToken,
 }
