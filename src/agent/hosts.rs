@@ -17,8 +17,11 @@
 //! (`169.254.169.254`, `fd00:ec2::254`, `100.100.100.200`,
 //! `168.63.129.16`), broadcast and multicast. Only a rule that lies wholly
 //! inside such a range allows an address in it (`--allow-host
-//! 169.254.169.254`), so `0.0.0.0/0` or a name never does. IPv4-mapped
-//! IPv6 addresses are judged as the IPv4 address they carry.
+//! 169.254.169.254`), so `0.0.0.0/0` or a name never does. IPv6 addresses
+//! that carry an IPv4 address (IPv4-mapped `::ffff:0:0/96`, NAT64
+//! `64:ff9b::/96` and `64:ff9b:1::/48`, IPv4-compatible `::/96`, 6to4
+//! `2002::/16`) are judged as the IPv4 address they carry, since that is
+//! where a translator or tunnel delivers them.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -276,7 +279,7 @@ impl HostAllowlist {
             return Err(format!("`{host}` resolves to no address"));
         }
         for addr in addrs {
-            let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+            let addr = SocketAddr::new(carried_ip(addr.ip()), addr.port());
             let special = special(addr.ip());
             if self
                 .rules
@@ -307,6 +310,31 @@ impl HostAllowlist {
         }
         Ok(())
     }
+}
+
+/// The address `ip` is judged as: the IPv4 address an IPv6 address
+/// carries (mapped, NAT64, IPv4-compatible or 6to4), else `ip` itself.
+fn carried_ip(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip.to_canonical() else {
+        return ip.to_canonical();
+    };
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let seg = v6.segments();
+    let nat64 = bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000;
+    // RFC 8215's local-use prefix carries the address in its last 32 bits
+    // too (with the suffix form RFC 6052 gives for a /48, bits 64-71 zero).
+    let nat64_local = seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1;
+    let compatible = bits >> 32 == 0 && bits > 1;
+    if nat64 || nat64_local || compatible {
+        return IpAddr::V4(low32);
+    }
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    }
+    IpAddr::V6(v6)
 }
 
 #[cfg(test)]
@@ -388,6 +416,37 @@ mod tests {
         assert!(explicit.check("x", &[sock("169.254.169.254:80")]).is_ok());
         assert!(explicit.check("0.0.0.0", &[sock("0.0.0.0:8080")]).is_ok());
         assert!(explicit.check("0.0.0.0", &[sock("0.0.0.0:8081")]).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_carrying_ipv4_are_judged_by_it() {
+        for (v6, v4) in [
+            ("::ffff:169.254.169.254", "169.254.169.254"),
+            ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+            ("64:ff9b:1::a9fe:a9fe", "169.254.169.254"),
+            ("::a9fe:a9fe", "169.254.169.254"),
+            ("2002:a9fe:a9fe::1", "169.254.169.254"),
+            ("64:ff9b::7f00:1", "127.0.0.1"),
+        ] {
+            let carried = carried_ip(v6.parse().unwrap());
+            assert_eq!(carried, v4.parse::<IpAddr>().unwrap(), "{v6}");
+        }
+        for kept in ["::", "::1", "2001:db8::1", "fe80::1"] {
+            let ip: IpAddr = kept.parse().unwrap();
+            assert_eq!(carried_ip(ip), ip, "{kept}");
+        }
+        let wide = HostAllowlist::parse(&["::/0", "0.0.0.0/0"]).unwrap();
+        for addr in [
+            "[64:ff9b::a9fe:a9fe]:80",
+            "[2002:a9fe:a9fe::1]:80",
+            "[::a9fe:a9fe]:80",
+        ] {
+            let e = wide.check("x", &[sock(addr)]).unwrap_err();
+            assert!(e.contains("cloud metadata"), "{addr}: {e}");
+        }
+        let v6_only = HostAllowlist::parse(&["::/0"]).unwrap();
+        assert!(v6_only.check("x", &[sock("[2002:a00:1::1]:80")]).is_err());
+        assert!(v6_only.check("x", &[sock("[2001:db8::1]:80")]).is_ok());
     }
 
     #[test]

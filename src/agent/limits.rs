@@ -91,6 +91,13 @@ impl Limits {
                 fmt_duration(self.max_duration),
                 fmt_duration(self.max_duration)
             )),
+            Some(d) if d + load.graceful_stop > self.max_duration => out.push(format!(
+                "duration {} plus graceful_stop {} (how long in-flight requests may finish after the end) is over this server's --max-duration of {}: shorten `duration` or set [load] graceful_stop so that together they are at most {}; {ask} --max-duration",
+                fmt_duration(d),
+                fmt_duration(load.graceful_stop),
+                fmt_duration(self.max_duration),
+                fmt_duration(self.max_duration)
+            )),
             Some(_) => {}
         }
         if load.users > self.max_users {
@@ -122,6 +129,19 @@ impl Limits {
         }
         out
     }
+
+    /// Why a request time limit (`what`, e.g. `[target] timeout`) is
+    /// refused: one request may not outlast the longest run.
+    pub fn timeout_refusal(&self, what: &str, timeout: Duration) -> Option<String> {
+        (timeout > self.max_duration).then(|| {
+            format!(
+                "{what} {} is over this server's --max-duration of {}: set it to at most {}; only the person running `loadctl serve-mcp` can raise --max-duration",
+                fmt_duration(timeout),
+                fmt_duration(self.max_duration),
+                fmt_duration(self.max_duration)
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +170,7 @@ mod tests {
     fn a_plan_within_the_caps_passes() {
         let limits = Limits::default();
         assert!(limits
-            .refusals(&load("users = 100\nduration = \"5m\""))
+            .refusals(&load("users = 100\nduration = \"298s\""))
             .is_empty());
         assert!(limits
             .refusals(&load("rate = 200\nmax_users = 10\nduration = \"1s\""))
@@ -184,6 +204,18 @@ mod tests {
             ),
             "{r:?}"
         );
+        let r = limits.refusals(&load(
+            "users = 1\nduration = \"1s\"\ngraceful_stop = \"300s\"",
+        ));
+        assert!(
+            r[0].starts_with("duration 1s plus graceful_stop 300s (how long"),
+            "{r:?}"
+        );
+        assert_eq!(
+            limits.timeout_refusal("[target] timeout", Duration::from_secs(301)),
+            Some("[target] timeout 301s is over this server's --max-duration of 300s: set it to at most 300s; only the person running `loadctl serve-mcp` can raise --max-duration".into())
+        );
+        assert_eq!(limits.timeout_refusal("t", Duration::from_secs(300)), None);
         let r = limits.refusals(&load("users = 1\niterations = 10"));
         assert!(r[0].starts_with("the scenario has no duration"), "{r:?}");
     }

@@ -18,16 +18,18 @@
 //! - [`compare`]: `compare_runs`, the rules of `report --compare`.
 //! - [`resources`]: a saved run's files as `loadctl://runs/{id}/{file}`.
 //! - [`audit`]: the audit log.
+//! - [`redact`]: the allowed variables' values, kept out of all output.
 
 pub mod audit;
 pub mod compare;
 pub mod hosts;
 pub mod limits;
+pub mod redact;
 pub mod resources;
 pub mod runs;
 pub mod scenario;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,11 @@ use crate::units::fmt_duration;
 use audit::AuditLog;
 pub use hosts::HostAllowlist;
 pub use limits::{Limits, LoadSummary, MAX_SCENARIO_BYTES};
+use redact::SecretValues;
+
+/// How many failed runs `get_run` remembers: a failed run has no saved
+/// summary, so only memory holds why, and that must stay bounded.
+const FAILED_RUNS_KEPT: usize = 100;
 
 /// What the person starting the server allows; never changed by a tool.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +57,8 @@ pub struct Guardrails {
     pub allowed_env: Vec<String>,
     /// The only folder `path` arguments and data feeders may read from.
     pub scenario_dir: Option<PathBuf>,
+    /// Whether a scenario may skip certificate checks (`insecure = true`).
+    pub allow_insecure_tls: bool,
 }
 
 /// A tool call that did not succeed: a message for the model, saying what
@@ -95,6 +104,8 @@ pub struct LimitsReport {
     pub max_scenario_bytes: usize,
     /// Redirects are never followed: a 3xx is a response like any other.
     pub follows_redirects: bool,
+    /// Whether `[target] insecure = true` (no certificate checks) is allowed.
+    pub allow_insecure_tls: bool,
 }
 
 /// The tool logic of `loadctl serve-mcp`. Cheap to clone; clones share
@@ -109,10 +120,13 @@ struct Inner {
     guardrails: Guardrails,
     runs_dir: PathBuf,
     audit: AuditLog,
+    /// The allowed environment variables' values, redacted from output.
+    secrets: SecretValues,
     /// Runs started and not yet saved.
     live: Mutex<BTreeMap<crate::store::RunId, Arc<runs::LiveRun>>>,
-    /// Runs that failed without a summary, with why (kept for `get_run`).
-    failed: Mutex<BTreeMap<crate::store::RunId, String>>,
+    /// Runs that failed without a summary, with why (kept for `get_run`),
+    /// oldest first; only the newest [`FAILED_RUNS_KEPT`] are kept.
+    failed: Mutex<VecDeque<(crate::store::RunId, String)>>,
     /// Fires on server shutdown; every run's stop token is its child.
     shutdown: CancellationToken,
 }
@@ -139,10 +153,12 @@ impl Agent {
             );
             guardrails.scenario_dir = Some(canonical);
         }
+        let secrets = SecretValues::of_env(&guardrails.allowed_env);
         Ok(Agent {
             inner: Arc::new(Inner {
                 guardrails,
-                audit: AuditLog::new(runs_dir),
+                audit: AuditLog::new(runs_dir, secrets.clone()),
+                secrets,
                 runs_dir: runs_dir.to_path_buf(),
                 live: Mutex::default(),
                 failed: Mutex::default(),
@@ -153,6 +169,12 @@ impl Agent {
 
     pub fn guardrails(&self) -> &Guardrails {
         &self.inner.guardrails
+    }
+
+    /// The allowed environment variables' values, for redacting text
+    /// that leaves the server.
+    pub fn secrets(&self) -> &SecretValues {
+        &self.inner.secrets
     }
 
     pub fn runs_dir(&self) -> &Path {
@@ -174,6 +196,7 @@ impl Agent {
             scenario_dir: g.scenario_dir.as_ref().map(|d| d.display().to_string()),
             max_scenario_bytes: MAX_SCENARIO_BYTES,
             follows_redirects: false,
+            allow_insecure_tls: g.allow_insecure_tls,
         }
     }
 }

@@ -109,7 +109,7 @@ impl Agent {
         })?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ResourceError::NotFound(format!("{uri}: {e}")))?;
-        Ok((text, mime_type(&file)))
+        Ok((self.secrets().text(&text), mime_type(&file)))
     }
 }
 

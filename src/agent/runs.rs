@@ -449,7 +449,7 @@ impl Agent {
                 None,
             ));
         };
-        let refusals = self.guardrails().limits.refusals(&plan.load);
+        let refusals = self.refusals(plan);
         if !refusals.is_empty() {
             let reason = format!(
                 "this server refuses the run; nothing was sent:\n- {}",
@@ -575,7 +575,10 @@ impl Agent {
         });
         if let Err(why) = &ended {
             let mut failed = self.inner.failed.lock().unwrap_or_else(|e| e.into_inner());
-            failed.insert(run.id.clone(), why.clone());
+            if failed.len() >= super::FAILED_RUNS_KEPT {
+                failed.pop_front();
+            }
+            failed.push_back((run.id.clone(), why.clone()));
         }
         run.state.send_replace(RunState::Ended(ended));
         self.release(&run.id);
@@ -608,7 +611,10 @@ impl Agent {
         }
         let failed = {
             let failed = self.inner.failed.lock().unwrap_or_else(|e| e.into_inner());
-            failed.get(&id).cloned()
+            failed
+                .iter()
+                .find(|(failed_id, _)| *failed_id == id)
+                .map(|(_, why)| why.clone())
         };
         if let Some(why) = failed {
             return Ok(RunStatus {

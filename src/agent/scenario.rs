@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::limits::{LoadSummary, MAX_SCENARIO_BYTES};
 use super::{Agent, ToolError};
 use crate::diag::Severity;
-use crate::plan::{BaseUrl, EnvVars, Files, Inputs, Overrides, Plan};
+use crate::plan::{BaseUrl, EnvVars, Files, Inputs, Overrides, Plan, StepKind};
 use crate::preset::{self, Preset};
 use crate::units::fmt_duration;
 use crate::validate::{check_file, check_text, Checked};
@@ -163,7 +163,7 @@ impl Agent {
         overrides: &Overrides,
         unset_env: Severity,
     ) -> Result<Checked, ToolError> {
-        match (scenario, path) {
+        let mut checked = match (scenario, path) {
             (Some(_), Some(_)) => Err(ToolError::new(
                 "give either `scenario` (the TOML text) or `path` (a file in the scenario folder), not both",
             )),
@@ -192,21 +192,84 @@ impl Agent {
                 let inputs = self.inputs(file.parent(), unset_env)?;
                 Ok(check_file(&file, overrides, &inputs))
             }
+        }?;
+        if let Some(plan) = &mut checked.plan {
+            self.mark_env_secret(plan);
+        }
+        Ok(checked)
+    }
+
+    /// Makes every allowed environment variable's value a secret of
+    /// `plan`, so the runner redacts it from failure messages: a target
+    /// that echoes its input would otherwise hand it back to the agent.
+    fn mark_env_secret(&self, plan: &mut Plan) {
+        for name in &self.guardrails().allowed_env {
+            let var = format!("env.{name}");
+            if !plan.secrets.vars.contains(&var) {
+                plan.secrets.vars.push(var);
+            }
         }
     }
 
-    /// Why this server would refuse `plan`: the caps it exceeds, and a
-    /// target that is an address outside the allowlist (a name is judged
-    /// once resolved, when the run starts).
+    /// Why this server would refuse `plan`: the caps it exceeds, requests
+    /// it may not send ([`Agent::request_refusals`]), and a target that is
+    /// an address outside the allowlist (a name is judged once resolved,
+    /// when the run starts).
     pub(super) fn refusals(&self, plan: &Plan) -> Vec<String> {
         let g = self.guardrails();
         let mut out = g.limits.refusals(&plan.load);
+        out.extend(self.request_refusals(plan));
         if let BaseUrl::Url(e) = &plan.target.base {
             if let Ok(ip) = e.host.parse::<std::net::IpAddr>() {
                 if let Err(why) = g.hosts.check(&e.host, &[(ip, e.port).into()]) {
                     out.push(why);
                 }
             }
+        }
+        out
+    }
+
+    /// What the plan's requests may not do here: set `Host` (over HTTP/1.1
+    /// that addresses another virtual host than the allowed one), skip
+    /// certificate checks without `--allow-insecure-tls`, or wait longer
+    /// for an answer than a whole run may last.
+    fn request_refusals(&self, plan: &Plan) -> Vec<String> {
+        let g = self.guardrails();
+        let mut out = Vec::new();
+        let mut host_set_in = Vec::new();
+        if plan
+            .target
+            .headers
+            .iter()
+            .any(|(n, _)| n == http::header::HOST)
+        {
+            host_set_in.push("[target] headers".to_string());
+        }
+        if let Some(t) = g
+            .limits
+            .timeout_refusal("[target] timeout", plan.target.timeout)
+        {
+            out.push(t);
+        }
+        for step in plan.flows.iter().flat_map(|f| &f.steps) {
+            let (headers, timeout) = match &step.kind {
+                StepKind::Http(http) => (&http.headers, None),
+                StepKind::Mcp(mcp) => (&mcp.request.headers, mcp.timeout),
+            };
+            if headers.iter().any(|(n, _)| n == http::header::HOST) {
+                host_set_in.push(format!("step {:?}", step.name));
+            }
+            let what = format!("step {:?} timeout", step.name);
+            out.extend(timeout.and_then(|t| g.limits.timeout_refusal(&what, t)));
+        }
+        if !host_set_in.is_empty() {
+            out.push(format!(
+                "the scenario sets the Host header ({}); this server sends requests only with the target's own host: remove the Host header and put the host you mean in [target] base_url (it must be allowed, see get_limits)",
+                host_set_in.join(", ")
+            ));
+        }
+        if plan.target.insecure && !g.allow_insecure_tls {
+            out.push("[target] insecure = true (skip certificate checks) is refused: this server was started without --allow-insecure-tls; remove `insecure`, or give the target's CA with [target] ca_file; only the person running `loadctl serve-mcp` can pass --allow-insecure-tls".to_string());
         }
         out
     }

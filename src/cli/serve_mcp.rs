@@ -36,6 +36,9 @@ pub struct ServeMcpArgs {
     /// The only folder `path` arguments and data feeders may read from (default: none, so scenarios come as text and feeders are refused)
     #[arg(long, value_name = "DIR")]
     scenario_dir: Option<PathBuf>,
+    /// Let scenarios skip TLS certificate checks (`[target] insecure = true`); refused without it
+    #[arg(long)]
+    allow_insecure_tls: bool,
     /// Where runs are saved, with audit.jsonl [default: $XDG_DATA_HOME/loadctl/runs, or ~/.local/share/loadctl/runs]
     #[arg(long, value_name = "DIR")]
     runs_dir: Option<PathBuf>,
@@ -117,6 +120,7 @@ fn settings(args: &ServeMcpArgs) -> Result<(Guardrails, PathBuf), String> {
         },
         allowed_env: args.allow_env.clone(),
         scenario_dir: args.scenario_dir.clone(),
+        allow_insecure_tls: args.allow_insecure_tls,
     };
     Ok((guardrails, runs_dir))
 }

@@ -24,6 +24,7 @@ use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler
 use serde::Serialize;
 
 use crate::agent::compare::{CompareInput, ComparisonReport};
+use crate::agent::redact::SecretValues;
 use crate::agent::resources::{self, ReportLink, ResourceError};
 use crate::agent::runs::{
     ListInput, RunEvent, RunIdInput, RunInput, RunList, RunResult, RunStarted, RunStatus,
@@ -51,23 +52,28 @@ pub struct LoadctlServer {
     tool_router: ToolRouter<LoadctlServer>,
 }
 
-/// A tool's answer: structured content, or `isError` with the message.
-fn reply<T: Serialize>(result: Result<T, ToolError>) -> CallToolResult {
+/// A tool's answer: structured content, or `isError` with the message;
+/// either way with the allowed environment variables' values redacted.
+fn reply<T: Serialize>(secrets: &SecretValues, result: Result<T, ToolError>) -> CallToolResult {
     match result.map(|value| serde_json::to_value(&value)) {
-        Ok(Ok(value)) => CallToolResult::structured(value),
+        Ok(Ok(mut value)) => {
+            secrets.json(&mut value);
+            CallToolResult::structured(value)
+        }
         Ok(Err(e)) => {
             CallToolResult::error(vec![ContentBlock::text(format!("internal error: {e}"))])
         }
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.0)]),
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(secrets.text(&e.0))]),
     }
 }
 
 /// A run's answer, with links to its report files after the JSON.
 fn reply_with_reports<T: Serialize>(
+    secrets: &SecretValues,
     result: Result<T, ToolError>,
     reports: &[ReportLink],
 ) -> CallToolResult {
-    let mut reply = reply(result);
+    let mut reply = reply(secrets, result);
     if reply.is_error != Some(true) {
         reply.content.extend(reports.iter().map(|r| {
             ContentBlock::resource_link(
@@ -128,7 +134,7 @@ impl LoadctlServer {
         output_schema = schema_for_output::<CreatedScenario>()
     )]
     async fn create_scenario(&self, Parameters(input): Parameters<CreateInput>) -> CallToolResult {
-        reply(self.agent.create_scenario(&input))
+        reply(self.agent.secrets(), self.agent.create_scenario(&input))
     }
 
     #[tool(
@@ -146,7 +152,7 @@ impl LoadctlServer {
         &self,
         Parameters(input): Parameters<ValidateInput>,
     ) -> CallToolResult {
-        reply(self.agent.validate_scenario(&input))
+        reply(self.agent.secrets(), self.agent.validate_scenario(&input))
     }
 
     #[tool(
@@ -171,16 +177,22 @@ impl LoadctlServer {
             .await;
         let started = match started {
             Ok(started) => started,
-            Err(e) => return reply::<RunResult>(Err(e)),
+            Err(e) => return reply::<RunResult>(self.agent.secrets(), Err(e)),
         };
         let Ok(id) = RunId::parse(&started.run_id) else {
-            return reply::<RunResult>(Err(ToolError::new("the run has no valid id")));
+            return reply::<RunResult>(
+                self.agent.secrets(),
+                Err(ToolError::new("the run has no valid id")),
+            );
         };
         let Some(mut watch) = self.agent.watch(&id) else {
             // Already over and saved.
-            return reply(self.agent.get_run(&RunIdInput {
-                run_id: started.run_id,
-            }));
+            return reply(
+                self.agent.secrets(),
+                self.agent.get_run(&RunIdInput {
+                    run_id: started.run_id,
+                }),
+            );
         };
         let token = ctx.meta.get_progress_token();
         // Progress must rise with every notification; the last second of a
@@ -192,7 +204,7 @@ impl LoadctlServer {
                     // The client gave up on this call: stop the traffic now.
                     // The run is still saved, interrupted, for get_run.
                     self.agent.stop(&id);
-                    return reply::<RunResult>(Err(ToolError::new("cancelled by the client")));
+                    return reply::<RunResult>(self.agent.secrets(), Err(ToolError::new("cancelled by the client")));
                 }
                 event = watch.next() => event,
             };
@@ -214,7 +226,11 @@ impl LoadctlServer {
                 }
                 RunEvent::Ended(result) => {
                     let reports = resources::links(&id);
-                    return reply_with_reports(result.map(Arc::unwrap_or_clone), &reports);
+                    return reply_with_reports(
+                        self.agent.secrets(),
+                        result.map(Arc::unwrap_or_clone),
+                        &reports,
+                    );
                 }
             }
         }
@@ -237,6 +253,7 @@ impl LoadctlServer {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         reply(
+            self.agent.secrets(),
             self.agent
                 .start_run(&input, &client_name(&ctx), "start_run")
                 .await,
@@ -262,7 +279,7 @@ impl LoadctlServer {
             .and_then(|s| s.result.as_ref())
             .map(|r| r.reports.clone())
             .unwrap_or_default();
-        reply_with_reports(status, &reports)
+        reply_with_reports(self.agent.secrets(), status, &reports)
     }
 
     #[tool(
@@ -281,7 +298,10 @@ impl LoadctlServer {
         Parameters(input): Parameters<RunIdInput>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        reply(self.agent.cancel_run(&input, &client_name(&ctx)).await)
+        reply(
+            self.agent.secrets(),
+            self.agent.cancel_run(&input, &client_name(&ctx)).await,
+        )
     }
 
     #[tool(
@@ -296,7 +316,7 @@ impl LoadctlServer {
         output_schema = schema_for_output::<RunList>()
     )]
     async fn list_runs(&self, Parameters(input): Parameters<ListInput>) -> CallToolResult {
-        reply(self.agent.list_runs(&input))
+        reply(self.agent.secrets(), self.agent.list_runs(&input))
     }
 
     #[tool(
@@ -311,7 +331,7 @@ impl LoadctlServer {
         output_schema = schema_for_output::<ComparisonReport>()
     )]
     async fn compare_runs(&self, Parameters(input): Parameters<CompareInput>) -> CallToolResult {
-        reply(self.agent.compare_runs(&input))
+        reply(self.agent.secrets(), self.agent.compare_runs(&input))
     }
 
     #[tool(
@@ -326,7 +346,7 @@ impl LoadctlServer {
         output_schema = schema_for_output::<LimitsReport>()
     )]
     async fn get_limits(&self) -> CallToolResult {
-        reply::<LimitsReport>(Ok(self.agent.limits()))
+        reply::<LimitsReport>(self.agent.secrets(), Ok(self.agent.limits()))
     }
 }
 

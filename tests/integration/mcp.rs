@@ -565,6 +565,26 @@ fn every_cap_is_refused_by_name() {
             json!({"scenario": demo("users = 1\niterations = 5")}),
             "no duration",
         ),
+        (
+            json!({"scenario": demo("users = 1\nduration = \"1s\"\ngraceful_stop = \"20s\"")}),
+            "duration 1s plus graceful_stop 20s",
+        ),
+        (
+            json!({"scenario": ok.replace("timeout = \"2s\"", "timeout = \"11s\"")}),
+            "[target] timeout 11s is over this server's --max-duration of 10s",
+        ),
+        (
+            json!({"scenario": format!("{ok}  headers = {{ Host = \"other.example\" }}\n")}),
+            "the scenario sets the Host header (step \"ok\")",
+        ),
+        (
+            json!({"scenario": ok.replace("timeout = \"2s\"", "timeout = \"2s\"\nheaders = { host = \"x\" }")}),
+            "the scenario sets the Host header ([target] headers)",
+        ),
+        (
+            json!({"scenario": ok.replace("timeout = \"2s\"", "timeout = \"2s\"\ninsecure = true")}),
+            "--allow-insecure-tls",
+        ),
     ] {
         let e = mcp.call_err("run_load_test", args.clone());
         assert!(e.contains(needle), "{args}: {e}");
@@ -812,4 +832,46 @@ fn bad_guardrail_flags_are_usage_errors() {
             .stdout("")
             .stderr(predicates::str::contains(needle));
     }
+}
+
+#[test]
+fn allowed_environment_values_never_come_back() {
+    let runs = tempfile::tempdir().unwrap();
+    let token = "tok-5ecret-9d2f";
+    let mut mcp = Mcp::spawn_with_env(
+        runs.path(),
+        &["--allow-env", "LOADCTL_MCP_TEST_TOKEN"],
+        &[("LOADCTL_MCP_TEST_TOKEN", token)],
+    );
+    mcp.initialize("2025-11-25");
+    // The demo's 404 page echoes the path, and a JSON check quotes the
+    // value it saw: both would carry the token into the failures.
+    let exploit = "name = \"echo\"\n[target]\nbase_url = \"demo\"\n[load]\nusers = 1\nduration = \"1s\"\n[[flow]]\nthink_time = \"50ms\"\n  [[flow.step]]\n  name = \"echo\"\n  path = \"/nope/{{ env.LOADCTL_MCP_TEST_TOKEN }}\"\n  expect = { status = [404], json = { \"/path\" = \"x\" } }\n";
+    let result = mcp.call("run_load_test", json!({"scenario": exploit}));
+    let text = result.to_string();
+    assert!(!text.contains(token), "{text}");
+    let summary = &result["structuredContent"];
+    assert!(
+        summary["totals"]["failures"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let run_id = summary["run_id"].as_str().unwrap().to_string();
+    let status = mcp.call("get_run", json!({"run_id": run_id}));
+    assert!(!status.to_string().contains(token), "{status}");
+    let listed = mcp.ask("resources/list", json!({}));
+    let uris: Vec<&str> = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["uri"].as_str())
+        .filter(|uri| uri.contains(&run_id))
+        .collect();
+    assert!(uris.len() >= 5, "{listed}");
+    for uri in uris {
+        let read = mcp.ask("resources/read", json!({"uri": uri})).to_string();
+        assert!(!read.contains(token), "{uri}: {read}");
+    }
+    assert!(mcp.close(ANSWER_WITHIN).success());
+    let audit = std::fs::read_to_string(runs.path().join("audit.jsonl")).unwrap();
+    assert!(!audit.contains(token), "{audit}");
 }
