@@ -129,6 +129,9 @@ struct Inner {
     failed: Mutex<VecDeque<(crate::store::RunId, String)>>,
     /// Fires on server shutdown; every run's stop token is its child.
     shutdown: CancellationToken,
+    /// Fires when the server must end at once (stdin closed): every run's
+    /// abort token is its child, so in-flight requests end too.
+    abort: CancellationToken,
 }
 
 impl Agent {
@@ -163,6 +166,7 @@ impl Agent {
                 live: Mutex::default(),
                 failed: Mutex::default(),
                 shutdown,
+                abort: CancellationToken::new(),
             }),
         })
     }

@@ -464,6 +464,7 @@ impl Agent {
         let options = RunOptions {
             run_id: Some(run.id.clone()),
             address_policy: self.address_policy(&plan),
+            abort: Some(self.inner.abort.child_token()),
             ..RunOptions::default()
         };
         let handle = match runner::start(Arc::new(plan), options, run.stop.clone()).await {
@@ -699,8 +700,15 @@ impl Agent {
     }
 
     /// Stops every run and waits, up to `within`, for them to be saved.
-    pub async fn shutdown(&self, within: Duration) {
+    /// Ends every run at once (stdin closed): scheduling stops and what is
+    /// in flight is aborted, so each run ends and is saved promptly.
+    pub fn abort_all(&self) {
         self.inner.shutdown.cancel();
+        self.inner.abort.cancel();
+    }
+
+    pub async fn shutdown(&self, within: Duration) {
+        self.abort_all();
         let deadline = tokio::time::Instant::now() + within;
         while self.live_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

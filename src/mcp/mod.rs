@@ -16,7 +16,7 @@
 //! answered with an error result, before it is parsed.
 //!
 //! Before the session opens, a message that is not a request (which rmcp
-//! would answer by ending the server) is dropped instead ([`opening`]).
+//! would answer by ending the server) is dropped instead (`opening`).
 //!
 //! On stdin EOF (also before the handshake, which rmcp reports as an
 //! error) every run is stopped and [`serve`] returns within about a
@@ -46,9 +46,18 @@ const STOP_RUNS_WITHIN: Duration = Duration::from_millis(700);
 /// run. Returns an error only when the session failed for another reason.
 pub async fn serve(agent: Agent) -> anyhow::Result<()> {
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    // Runs end the moment stdin closes, so that a long `run_load_test`
+    // in hand does not keep sending while rmcp waits for it.
+    let closed = tokio_util::sync::CancellationToken::new();
     let transport = opening::OpensWithRequest::new(
         AsyncRwTransport::new_server(stdin, stdout).with_max_line_length(MAX_LINE_BYTES),
+        closed.clone(),
     );
+    let on_close = agent.clone();
+    tokio::spawn(async move {
+        closed.cancelled().await;
+        on_close.abort_all();
+    });
     let outcome = match LoadctlServer::new(agent.clone()).serve(transport).await {
         Ok(running) => running
             .waiting()

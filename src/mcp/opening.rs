@@ -6,7 +6,8 @@
 //! confused or hostile line must not kill the server, so until a request
 //! opens the session (`initialize`, or a stateless request with complete
 //! `_meta`), other messages are dropped and reported on stderr. After
-//! that every message passes through untouched.
+//! that every message passes through untouched. When the input ends, it
+//! says so at once (rmcp would first finish the requests in hand).
 
 use std::future::Future;
 
@@ -14,18 +15,23 @@ use rmcp::model::{ClientRequest, GetMeta as _, JsonRpcMessage, ProtocolVersion};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::RoleServer;
+use tokio_util::sync::CancellationToken;
 
 /// Wraps a server transport until its session opens.
 pub struct OpensWithRequest<T> {
     inner: T,
     opened: bool,
+    /// Fired when the input ends: the host is gone, and nothing may wait
+    /// for rmcp to finish the requests still being handled.
+    closed: CancellationToken,
 }
 
 impl<T> OpensWithRequest<T> {
-    pub fn new(inner: T) -> OpensWithRequest<T> {
+    pub fn new(inner: T, closed: CancellationToken) -> OpensWithRequest<T> {
         OpensWithRequest {
             inner,
             opened: false,
+            closed,
         }
     }
 }
@@ -58,7 +64,10 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for OpensWithRequest<T> {
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let message = self.inner.receive().await?;
+            let Some(message) = self.inner.receive().await else {
+                self.closed.cancel();
+                return None;
+            };
             if self.opened {
                 return Some(message);
             }

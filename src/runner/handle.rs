@@ -188,6 +188,8 @@ pub(super) struct Supervisor {
     pub hard_stop: CancellationToken,
     /// A stop request from outside (signal, cancel).
     pub stop_request: CancellationToken,
+    /// An abort request: stop and abort what is in flight, now.
+    pub abort_request: CancellationToken,
 }
 
 impl Supervisor {
@@ -229,6 +231,14 @@ impl Supervisor {
                         None => hard_deadline = Some(self.soft_stop()),
                         Some(_) => self.hard_stop.cancel(),
                     }
+                }
+                _ = self.abort_request.cancelled(), if !self.hard_stop.is_cancelled() => {
+                    interrupted = true;
+                    if hard_deadline.is_none() {
+                        self.soft_stop();
+                    }
+                    hard_deadline = Some(tokio::time::Instant::now());
+                    self.hard_stop.cancel();
                 }
                 _ = sleep_until_opt(hard_deadline), if !self.hard_stop.is_cancelled() => {
                     self.hard_stop.cancel();

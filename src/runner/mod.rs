@@ -77,6 +77,10 @@ pub struct RunOptions {
     pub snapshots: bool,
     /// The run's id in the run store; a new random one when `None`.
     pub run_id: Option<RunId>,
+    /// Fires to end the run at once: scheduling stops and what is in
+    /// flight is aborted (counted as `aborted` failures), with no graceful
+    /// stop; for a server that is shutting down.
+    pub abort: Option<CancellationToken>,
     /// Judges the addresses the target resolved to before any request is
     /// sent; the run fails to start with its message (the MCP server's
     /// host allowlist).
@@ -203,6 +207,7 @@ pub async fn start(
         stop,
         hard_stop,
         stop_request: stop_request.clone(),
+        abort_request: options.abort.clone().unwrap_or_default(),
     };
     let started_at = options
         .start_at

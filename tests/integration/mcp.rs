@@ -757,6 +757,32 @@ fn stdin_eof_stops_the_runs_and_exits_zero() {
     assert_eq!(status["state"], "finished", "{status}");
     assert_eq!(status["result"]["verdict"], "interrupted");
     assert!(mcp.close(ANSWER_WITHIN).success());
+
+    // While `run_load_test` is still being answered, with requests in
+    // flight that the graceful stop would wait for: they are aborted, and
+    // the server still exits within a second.
+    let mut mcp = Mcp::spawn(runs.path(), &[]);
+    mcp.initialize("2025-11-25");
+    let before = server.count();
+    let slow = scenario(&server.url(), "users = 2\nduration = \"60s\"")
+        .replace("/ok", "/slow/1500")
+        .replace("timeout = \"2s\"", "timeout = \"5s\"");
+    mcp.request(
+        "tools/call",
+        json!({"name": "run_load_test", "arguments": {"scenario": slow}}),
+    );
+    let asked = Instant::now();
+    while server.count() == before {
+        assert!(asked.elapsed() < Duration::from_secs(30), "no traffic");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let closed = Instant::now();
+    let status = mcp.close(Duration::from_secs(1));
+    assert!(status.success(), "{status:?}");
+    assert!(closed.elapsed() < Duration::from_secs(1));
+    let after_exit = server.count();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.count(), after_exit, "traffic went on after the exit");
 }
 
 #[test]
