@@ -108,33 +108,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let Some(plan) = plan else {
         return Ok(Exit::Invalid);
     };
-    if let Some(out) = &args.out {
-        let earlier = out.join("summary.json");
-        if earlier.exists() && !args.force {
-            eprintln!(
-                "error: {} already holds a run ({}); choose another folder, or pass --force to overwrite it",
-                out.display(),
-                earlier.display()
-            );
-            return Ok(Exit::Invalid);
-        }
-    }
-    // Folders are made before the run, so a bad path fails now rather than
-    // after the run has been paid for.
-    let csv_dir = args
-        .csv
-        .as_deref()
-        .and_then(|prefix| prefix.parent())
-        .filter(|dir| !dir.as_os_str().is_empty());
-    for dir in args.out.iter().map(PathBuf::as_path).chain(csv_dir) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the output folder {}", dir.display()))?;
-        // A folder that exists but cannot be written would lose the results
-        // after the run: try a write now.
-        let probe = dir.join(format!(".loadctl-probe-{}", std::process::id()));
-        std::fs::write(&probe, b"")
-            .with_context(|| format!("the output folder {} cannot be written", dir.display()))?;
-        let _ = std::fs::remove_file(&probe);
+    if !prepare_outputs(&args)? {
+        return Ok(Exit::Invalid);
     }
     // Bound before the run, so a taken port fails now, not after the test.
     let metrics_listener = match &args.metrics_addr {
@@ -220,6 +195,39 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 /// users, for long enough to see a few seconds of steady state.
 const QUICK_USERS: u64 = 50;
 const QUICK_DURATION: &str = "10s";
+
+/// Checks and makes the output folders before the run, so a bad path
+/// fails now rather than after the run has been paid for. False when the
+/// folder already holds a run (reported).
+fn prepare_outputs(args: &RunArgs) -> anyhow::Result<bool> {
+    if let Some(out) = &args.out {
+        let earlier = out.join("summary.json");
+        if earlier.exists() && !args.force {
+            eprintln!(
+                "error: {} already holds a run ({}); choose another folder, or pass --force to overwrite it",
+                out.display(),
+                earlier.display()
+            );
+            return Ok(false);
+        }
+    }
+    let csv_dir = args
+        .csv
+        .as_deref()
+        .and_then(|prefix| prefix.parent())
+        .filter(|dir| !dir.as_os_str().is_empty());
+    for dir in args.out.iter().map(PathBuf::as_path).chain(csv_dir) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the output folder {}", dir.display()))?;
+        // A folder that exists but cannot be written would lose the results
+        // after the run: try a write now.
+        let probe = dir.join(format!(".loadctl-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("the output folder {} cannot be written", dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
+    }
+    Ok(true)
+}
 
 /// Compiles the scenario file, or quick mode's scenario for a URL; an
 /// argument that is neither gets a hint.

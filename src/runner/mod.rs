@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::Connector;
 pub use crate::metrics::live::{LiveStats, Progress};
 use crate::metrics::summary::{RunInfo, RunSummary};
-use crate::plan::{BaseUrl, Plan};
+use crate::plan::{BaseUrl, Endpoint, Plan};
 use crate::store::RunId;
 use collector::Collector;
 pub use collector::{IntervalSnapshot, SourceId};
@@ -127,19 +127,7 @@ pub async fn start(
         .check()
         .map_err(|e| anyhow::anyhow!("the run's share: {e}"))?;
     ensure_open_files(plan.load.users, plan.target.base == BaseUrl::Demo)?;
-    let demo = match plan.target.base {
-        BaseUrl::Demo => Some(
-            crate::demo::start()
-                .await
-                .context("starting the demo target")?,
-        ),
-        BaseUrl::Url(_) => None,
-    };
-    let endpoint = match (&plan.target.base, &demo) {
-        (BaseUrl::Url(e), _) => e.clone(),
-        (BaseUrl::Demo, Some(d)) => d.endpoint(),
-        (BaseUrl::Demo, None) => unreachable!("the demo target was started above"),
-    };
+    let (demo, endpoint) = target(&plan).await?;
     let connector = Arc::new(Connector::new(endpoint.clone(), &plan.target).await?);
     if let Some(policy) = &options.address_policy {
         (policy.0)(connector.addrs()).map_err(anyhow::Error::msg)?;
@@ -156,34 +144,27 @@ pub async fn start(
     // not run on.
     let stop_threads = StopOnDrop(stop.clone(), hard_stop.clone());
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut generators = Vec::with_capacity(threads);
-    for shard in 0..threads {
-        let ctx = ShardContext {
-            shard,
-            threads,
-            plan: plan.clone(),
-            connector: connector.clone(),
-            shared: shared.clone(),
-            start,
-            stop: stop.clone(),
-            hard_stop: hard_stop.clone(),
-            tx: tx.clone(),
-        };
-        let generator = std::thread::Builder::new()
-            .name(format!("loadctl-gen-{shard}"))
-            .spawn(move || shard::run_shard(ctx))
-            .context("starting a generator thread")?;
-        generators.push(generator);
-    }
+    let generators = (0..threads)
+        .map(|shard| {
+            let ctx = ShardContext {
+                shard,
+                threads,
+                plan: plan.clone(),
+                connector: connector.clone(),
+                shared: shared.clone(),
+                start,
+                stop: stop.clone(),
+                hard_stop: hard_stop.clone(),
+                tx: tx.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("loadctl-gen-{shard}"))
+                .spawn(move || shard::run_shard(ctx))
+                .context("starting a generator thread")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     drop(tx);
-
-    let mut collector = Collector::new(&plan, options.live_stats, CLOSE_AFTER).with_start(start);
-    for shard in 0..threads {
-        collector.join(shard as SourceId);
-    }
-    if options.snapshots {
-        collector.keep_closed_snapshots();
-    }
+    let collector = collector(&plan, &options, threads, start);
     let (progress_tx, progress_rx) = mpsc::channel(handle::PROGRESS_BACKLOG);
     let (latest_tx, latest_rx) = watch::channel(None);
     let (snapshots_tx, snapshots_rx) = match options.snapshots {
@@ -257,6 +238,32 @@ pub async fn start(
         snapshots: snapshots_rx,
         task,
     })
+}
+
+/// The target: the demo, started for this run, or the plan's endpoint.
+async fn target(plan: &Plan) -> anyhow::Result<(Option<crate::demo::DemoServer>, Endpoint)> {
+    Ok(match &plan.target.base {
+        BaseUrl::Demo => {
+            let demo = crate::demo::start()
+                .await
+                .context("starting the demo target")?;
+            let endpoint = demo.endpoint();
+            (Some(demo), endpoint)
+        }
+        BaseUrl::Url(endpoint) => (None, endpoint.clone()),
+    })
+}
+
+/// A collector waiting for every generator thread of this run.
+fn collector(plan: &Plan, options: &RunOptions, threads: usize, start: Instant) -> Collector {
+    let mut collector = Collector::new(plan, options.live_stats, CLOSE_AFTER).with_start(start);
+    for shard in 0..threads {
+        collector.join(shard as SourceId);
+    }
+    if options.snapshots {
+        collector.keep_closed_snapshots();
+    }
+    collector
 }
 
 /// How long a second of the series waits for a silent generator thread.
