@@ -42,6 +42,9 @@ pub fn prepare(
     // Rendered strings become the URI and header values as they are:
     // `from_maybe_shared` takes the bytes over instead of copying them.
     let mut path = render(&step.path)?;
+    if !path.starts_with('/') {
+        return Err((ErrorKind::Template, not_a_path(plan, step, &path)));
+    }
     path.insert_str(0, &connector.endpoint().base_path);
     let uri = Uri::from_maybe_shared(Bytes::from(path)).map_err(|_| {
         (
@@ -77,6 +80,29 @@ pub fn prepare(
         None => Bytes::new(),
     };
     Ok(Prepared::new(step.method.clone(), uri, headers, body))
+}
+
+/// The most of a rendered path a failure quotes: enough to see what it
+/// became (`http://169.254.…`), little enough that failures of one cause
+/// still group together.
+const QUOTED_PATH_CHARS: usize = 24;
+
+/// Why a path that rendered to something other than an origin-form path
+/// (`/…`) is refused: an absolute URI (`http://other-host/…`) on the
+/// request line would ask the allowed host, if it is a proxy or an
+/// ingress, to forward the request to another host. A path starting with
+/// `//` is still origin-form (hyper and the `http` crate read no authority
+/// from it).
+fn not_a_path(plan: &Plan, step: &HttpStep, rendered: &str) -> String {
+    let mut start: String = rendered.chars().take(QUOTED_PATH_CHARS).collect();
+    if start.len() < rendered.len() {
+        start.push('…');
+    }
+    format!(
+        "path `{}` rendered to `{start}`, which does not start with `/`; \
+         a step's path is joined to the base URL and cannot name another host",
+        plan.templates.source(&step.path)
+    )
 }
 
 /// One request, one answer; the body is kept only when the step's checks
@@ -214,6 +240,40 @@ headers = { "X-A" = "target", "X-B" = "target" }"#;
             message,
             "template `/items/{{ id.name }}`: `id.name` is undefined"
         );
+    }
+
+    #[tokio::test]
+    async fn a_path_that_renders_to_another_host_is_refused() {
+        let plan = compiled(LOOPBACK, "  [[flow.step]]\n  path = \"{{ bad }}\"\n");
+        let connector = connector(&plan).await;
+        let step = http(&plan.flows[0].steps[0]);
+        for to in [
+            "http://169.254.169.254/latest/meta-data/",
+            "127.0.0.2:80",
+            "*",
+            "",
+        ] {
+            let ctx = minijinja::context! { bad => to };
+            let (kind, message) = prepare(&plan, &connector, step, &ctx).unwrap_err();
+            assert_eq!(kind, ErrorKind::Template, "{to}");
+            assert!(message.contains("does not start with `/`"), "{message}");
+        }
+        let ctx = minijinja::context! { bad => "http://169.254.169.254/latest/meta-data/" };
+        let (_, message) = prepare(&plan, &connector, step, &ctx).unwrap_err();
+        assert_eq!(
+            message,
+            "path `{{ bad }}` rendered to `http://169.254.169.254/l…`, which does not start \
+             with `/`; a step's path is joined to the base URL and cannot name another host"
+        );
+        // `//x` is a path whose first segment is empty, not an authority:
+        // it stays on the request line as it is, and the Host is the target.
+        let ctx = minijinja::context! { bad => "//169.254.169.254/x" };
+        let request = prepare(&plan, &connector, step, &ctx)
+            .unwrap()
+            .into_request();
+        assert_eq!(request.uri().authority(), None);
+        assert_eq!(request.uri(), "//169.254.169.254/x");
+        assert_eq!(request.headers()[HOST], "127.0.0.1:9");
     }
 
     #[tokio::test]

@@ -15,6 +15,9 @@
 //!   refused, so is a `..` that climbs out of the folder, and so is a path
 //!   that a symbolic link leads outside (even when the file it names does
 //!   not exist, so a refusal never tells whether a file outside exists).
+//!   Reading is capped too: one file at most [`MAX_CONFINED_FILE_BYTES`]
+//!   (16 MiB) and all the files of one compile together at most
+//!   [`MAX_CONFINED_TOTAL_BYTES`] (64 MiB), counted in a [`ReadBudget`].
 //! - **A worker**: the files it received with its assignment, in memory,
 //!   keyed by the path exactly as the scenario writes it ([`Files::in_memory`]).
 //!
@@ -227,6 +230,20 @@ impl fmt::Debug for EnvVars {
     }
 }
 
+/// The most bytes of one file a confined resolver reads.
+pub const MAX_CONFINED_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The most bytes a confined resolver reads for one compile, all the files
+/// a scenario names together.
+pub const MAX_CONFINED_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The bytes one compile has read so far, against
+/// [`MAX_CONFINED_TOTAL_BYTES`]. Only a confined resolver counts.
+#[derive(Debug, Default)]
+pub struct ReadBudget {
+    used: u64,
+}
+
 /// Where the files a scenario names are read from.
 #[derive(Clone)]
 pub enum Files {
@@ -293,19 +310,34 @@ impl Files {
     }
 
     /// The file's bytes; `written` is the path as the scenario writes it.
+    /// A confined resolver reads at most [`MAX_CONFINED_FILE_BYTES`]; see
+    /// [`Files::read_counted`] for the cap on a compile's files together.
     pub fn read(&self, written: &str) -> Result<Vec<u8>, FileError> {
+        self.read_counted(written, &mut ReadBudget::default())
+    }
+
+    /// [`Files::read`], counting what a confined resolver reads in
+    /// `budget`: a file that would take the total past
+    /// [`MAX_CONFINED_TOTAL_BYTES`] is refused.
+    pub fn read_counted(
+        &self,
+        written: &str,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<u8>, FileError> {
         match self {
             Files::InMemory(files) => files.get(written).cloned().ok_or(FileError::NotGiven),
             Files::Nowhere => Err(FileError::Refused(
                 "reading files is not allowed here (start the server with `--scenario-dir DIR` to allow a folder)"
                     .into(),
             )),
-            Files::Relative(_) | Files::Confined { .. } => {
+            Files::Relative(_) => {
                 let path = self.resolve(written)?;
-                std::fs::read(&path).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound => FileError::NotFound(path),
-                    _ => FileError::Unreadable(e.to_string()),
-                })
+                std::fs::read(&path).map_err(|e| unreadable(e, path))
+            }
+            Files::Confined { .. } => {
+                let bytes = read_capped(&self.resolve(written)?, budget)?;
+                budget.used += bytes.len() as u64;
+                Ok(bytes)
             }
         }
     }
@@ -321,6 +353,51 @@ impl Files {
                 "files are not read from disk here".into(),
             )),
         }
+    }
+}
+
+fn unreadable(e: std::io::Error, path: PathBuf) -> FileError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => FileError::NotFound(path),
+        _ => FileError::Unreadable(e.to_string()),
+    }
+}
+
+/// Reads `path` if it fits the per-file cap and what is left of `budget`.
+/// The size is checked before reading, and the read stops one byte past
+/// the cap in case the file grew since.
+fn read_capped(path: &Path, budget: &ReadBudget) -> Result<Vec<u8>, FileError> {
+    use std::io::Read;
+    let io = |e| unreadable(e, path.to_path_buf());
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let left = MAX_CONFINED_TOTAL_BYTES.saturating_sub(budget.used);
+    within_caps(size, left)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_CONFINED_FILE_BYTES.min(left) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    within_caps(bytes.len() as u64, left)?;
+    Ok(bytes)
+}
+
+/// Refuses a file of `size` bytes over the per-file cap or over the `left`
+/// of the compile's total.
+fn within_caps(size: u64, left: u64) -> Result<(), FileError> {
+    let mib = |bytes: u64| bytes / (1024 * 1024);
+    if size > MAX_CONFINED_FILE_BYTES {
+        Err(FileError::Refused(format!(
+            "the file is over the limit of {} MiB per file (a limit of `loadctl serve-mcp`)",
+            mib(MAX_CONFINED_FILE_BYTES)
+        )))
+    } else if size > left {
+        Err(FileError::Refused(format!(
+            "reading it would take the scenario's files past the limit of {} MiB together \
+             (a limit of `loadctl serve-mcp`)",
+            mib(MAX_CONFINED_TOTAL_BYTES)
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -409,6 +486,7 @@ fn normalize(path: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// A scenario folder holding `data.csv` and `sub/`, next to a sibling
     /// `outside.csv`.
@@ -703,5 +781,69 @@ mod tests {
         let (plan, problems) = compile_with(&text, &warn);
         assert!(plan.is_some());
         assert!(problems[0].contains(": warning: path: environment variable `PATH_UNSET_FOR_THIS_TEST` is not set, so a run would refuse it"), "{problems:#?}");
+    }
+
+    #[test]
+    fn an_agent_compile_refuses_a_file_over_the_cap_at_the_file_value() {
+        let (_top, folder) = folders();
+        // Sparse: the size is what is checked, before any byte is read.
+        let big = std::fs::File::create(folder.join("big.csv")).unwrap();
+        big.set_len(MAX_CONFINED_FILE_BYTES + 1).unwrap();
+        let text = scenario("big.csv", "/");
+        let (plan, problems) = compile_with(&text, &agent(&folder));
+        assert!(plan.is_none());
+        let expected = format!(
+            "{}data file `big.csv`: the file is over the limit of 16 MiB per file",
+            error_at(&text, "\"big.csv\"")
+        );
+        assert!(problems[0].starts_with(&expected), "{problems:#?}");
+        // The command line reads it (and finds it is no CSV).
+        let cli = Inputs {
+            files: Files::relative_to(&folder),
+            ..agent(&folder)
+        };
+        let (_, problems) = compile_with(&text, &cli);
+        assert!(!problems[0].contains("limit"), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_confined_compile_reads_at_most_the_total_cap() {
+        let (_top, folder) = folders();
+        let files = Files::confined(&folder).unwrap();
+        let mut budget = ReadBudget {
+            used: MAX_CONFINED_TOTAL_BYTES - 5,
+        };
+        // `a\n1\n` is 4 bytes: it fits, and then nothing more does.
+        assert_eq!(
+            files.read_counted("data.csv", &mut budget).unwrap(),
+            b"a\n1\n"
+        );
+        assert_eq!(budget.used, MAX_CONFINED_TOTAL_BYTES - 1);
+        let why = refused(files.read_counted("data.csv", &mut budget));
+        assert!(why.contains("past the limit of 64 MiB together"), "{why}");
+        // Only a confined resolver counts.
+        let mut budget = ReadBudget {
+            used: MAX_CONFINED_TOTAL_BYTES,
+        };
+        let relative = Files::relative_to(&folder);
+        assert!(relative.read_counted("data.csv", &mut budget).is_ok());
+    }
+
+    #[test]
+    fn feeders_naming_one_file_share_one_read_of_it() {
+        let (_top, folder) = folders();
+        let mut text =
+            String::from("[target]\nbase_url = \"demo\"\n[load]\nusers = 1\nduration = \"1s\"\n");
+        for i in 0..100 {
+            text.push_str(&format!(
+                "[[data]]\nname = \"rows{i}\"\nfile = \"data.csv\"\n"
+            ));
+        }
+        text.push_str("[[flow]]\n  [[flow.step]]\n  path = \"/{{ rows0.a }}\"\n");
+        let (plan, problems) = compile_with(&text, &agent(&folder));
+        let plan = plan.unwrap_or_else(|| panic!("{problems:#?}"));
+        assert_eq!(plan.feeders.len(), 100);
+        let first = &plan.feeders[0].rows;
+        assert!(plan.feeders.iter().all(|f| Arc::ptr_eq(&f.rows, first)));
     }
 }

@@ -26,6 +26,7 @@ pub mod threshold;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -35,7 +36,7 @@ use crate::diag::{Diagnostics, Span, Spanned};
 use crate::scenario::{self, Scenario, StatusSpec};
 pub use fingerprint::fingerprint;
 use inputs::FileError;
-pub use inputs::{EnvVars, Files, Inputs};
+pub use inputs::{EnvVars, Files, Inputs, ReadBudget};
 use load::parse_duration_or_zero;
 pub use load::{LoadPlan, Model, OpenModel, Saturation};
 pub use mcp::{McpSessionPlan, McpStep, SessionScope, INITIALIZE_ROW};
@@ -222,8 +223,9 @@ pub enum FeedMode {
 pub struct Feeder {
     pub name: String,
     pub mode: FeedMode,
-    /// Each row as a map from column name to value.
-    pub rows: Vec<Value>,
+    /// Each row as a map from column name to value; shared by the feeders
+    /// that name the same file.
+    pub rows: Arc<[Value]>,
 }
 
 /// Checks a scenario and turns it into a plan. Returns `None` when
@@ -441,8 +443,12 @@ impl Compiler<'_> {
         }
     }
 
+    /// The `[[data]]` feeders. Each distinct file is read and parsed once,
+    /// its rows shared by every feeder that names it.
     fn feeders(&mut self, data: &[scenario::Data]) -> Vec<Feeder> {
         let mut out: Vec<Feeder> = Vec::new();
+        let mut read: BTreeMap<&str, Result<Arc<[Value]>, String>> = BTreeMap::new();
+        let mut budget = ReadBudget::default();
         for d in data {
             let Some(name) = &d.name else {
                 self.diags.error(d.span.clone(), "[[data]] needs a `name`");
@@ -482,13 +488,15 @@ impl Compiler<'_> {
                 );
                 continue;
             };
-            let rows = self
-                .inputs
-                .files
-                .read(&file.value)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| read_csv(&bytes));
-            match rows {
+            let files = &self.inputs.files;
+            let rows = read.entry(&file.value).or_insert_with(|| {
+                files
+                    .read_counted(&file.value, &mut budget)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| read_csv(&bytes))
+                    .map(Arc::from)
+            });
+            match rows.clone() {
                 Ok(rows) if rows.is_empty() => self.diags.error(
                     file.span.clone(),
                     format!("data file `{}` has no rows", file.value),

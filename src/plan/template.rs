@@ -12,11 +12,20 @@
 //! stand-in values: an unknown filter, function or test, or a call with the
 //! wrong number of arguments, fails whatever the values are, and so is
 //! reported by `validate` instead of failing every request of a run.
+//!
+//! Rendering is bounded, since a scenario may come from an agent that
+//! means harm: a render may run at most [`FUEL`] template instructions
+//! (minijinja's fuel) and write at most [`MAX_RENDERED_BYTES`]; past
+//! either it fails like any other render, so a runaway loop is a
+//! `template` failure at run time and an error at the template's place in
+//! `validate` (the probe renders under the same bounds), never a process
+//! out of memory.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::sync::Arc;
 
-use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+use minijinja::{Environment, ErrorKind, Template, UndefinedBehavior, Value};
 
 use crate::diag::did_you_mean;
 
@@ -97,6 +106,14 @@ const VALUE_INDEPENDENT: &[ErrorKind] = &[
     ErrorKind::TooManyArguments,
 ];
 
+/// The most template instructions one render may run. The realistic
+/// templates (the presets', the quickstart's) use 5 to 20; a loop writing
+/// a JSON array of a thousand items uses about 10,000.
+pub const FUEL: u64 = 100_000;
+
+/// The most bytes one render may write: a path, a header value or a body.
+pub const MAX_RENDERED_BYTES: usize = 16 * 1024 * 1024;
+
 /// A piece of a request: fixed text, or the name of a compiled template.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
@@ -127,6 +144,7 @@ impl Default for Templates {
         // to errors, values included; failures here quote the template and
         // the expression instead, the same in every build.
         env.set_debug(false);
+        env.set_fuel(Some(FUEL));
         env.add_function(
             "random",
             |lo: i64, hi: i64| -> Result<i64, minijinja::Error> {
@@ -227,7 +245,10 @@ impl Templates {
             return None;
         };
         let template = self.env.get_template(name).ok()?;
-        let e = template.render(stand_in).err()?;
+        let e = render_bounded(&template, stand_in).err()?;
+        if let Some(bound) = past_a_bound(&e) {
+            return Some(bound);
+        }
         if !VALUE_INDEPENDENT.contains(&e.kind()) {
             return None;
         }
@@ -280,11 +301,51 @@ impl Templates {
                     .env
                     .get_template(name)
                     .map_err(|e| template_error(&e))?;
-                template
-                    .render(ctx)
-                    .map_err(|e| render_error(&e, template.source()))
+                render_bounded(&template, ctx).map_err(|e| render_error(&e, template.source()))
             }
         }
+    }
+}
+
+/// Renders `template` within [`FUEL`] (set on the environment) and
+/// [`MAX_RENDERED_BYTES`]. The output goes straight into the buffer that
+/// is returned, as `Template::render` does.
+fn render_bounded(template: &Template<'_, '_>, ctx: &Value) -> Result<String, minijinja::Error> {
+    let mut out = Capped(Vec::with_capacity(template.source().len()));
+    template.render_captured_to(ctx, &mut out)?;
+    // minijinja writes whole `str`s, so this never fails.
+    String::from_utf8(out.0)
+        .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "the output is not UTF-8"))
+}
+
+/// A render's output, refusing to grow past [`MAX_RENDERED_BYTES`].
+struct Capped(Vec<u8>);
+
+impl io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.0.len() + bytes.len() > MAX_RENDERED_BYTES {
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "over the cap"));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What to say when a render stopped at one of its bounds.
+fn past_a_bound(e: &minijinja::Error) -> Option<String> {
+    match e.kind() {
+        ErrorKind::OutOfFuel => Some(format!(
+            "ran more than {FUEL} template instructions (a loop too long?)"
+        )),
+        ErrorKind::WriteFailure => Some(format!(
+            "rendered more than {} MiB",
+            MAX_RENDERED_BYTES / (1024 * 1024)
+        )),
+        _ => None,
     }
 }
 
@@ -304,6 +365,9 @@ fn render_error(e: &minijinja::Error, source: &str) -> String {
         .filter(|at| !at.is_empty());
     let problem = match (e.kind(), at) {
         (ErrorKind::UndefinedError, Some(at)) => format!("`{at}` is undefined"),
+        (ErrorKind::OutOfFuel | ErrorKind::WriteFailure, _) => {
+            past_a_bound(e).unwrap_or_else(|| template_error(e))
+        }
         (_, Some(at)) => format!("`{at}`: {}", template_error(e)),
         (_, None) => template_error(e),
     };
@@ -543,6 +607,62 @@ mod tests {
             message.ends_with("aaa…`: `missing` is undefined"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_render_is_bounded_in_instructions_and_in_bytes() {
+        let mut t = Templates::default();
+        let ctx = minijinja::context! { x => 1 };
+        let (part, _) = t
+            .compile("{% for i in range(40) %}{{ 'x' * 10000000 }}{% endfor %}")
+            .unwrap();
+        let message = t.render(&part, &ctx).unwrap_err();
+        assert!(
+            message.ends_with(": rendered more than 16 MiB"),
+            "{message}"
+        );
+        assert_eq!(
+            t.probe(&part, &ctx).as_deref(),
+            Some("rendered more than 16 MiB")
+        );
+        let (part, _) = t
+            .compile(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            )
+            .unwrap();
+        let message = t.render(&part, &ctx).unwrap_err();
+        assert!(
+            message.ends_with(": ran more than 100000 template instructions (a loop too long?)"),
+            "{message}"
+        );
+        assert!(t.probe(&part, &ctx).is_some());
+        // Just under the byte cap is fine.
+        let (part, _) = t.compile("{{ 'x' * 16777216 }}").unwrap();
+        assert_eq!(t.render(&part, &ctx).unwrap().len(), MAX_RENDERED_BYTES);
+    }
+
+    /// The realistic templates (the quickstart's and the presets') use a
+    /// tiny part of [`FUEL`]: a hundredth of it covers any of them a
+    /// thousand times over.
+    #[test]
+    fn realistic_templates_use_a_tiny_part_of_the_fuel() {
+        let mut t = Templates::default();
+        let ctx = minijinja::context! { vu => 7, iteration => 42, first_id => 3, id => 1 };
+        for source in [
+            "/api/items?page={{ random(1, 10) }}",
+            "/api/items/{{ first_id }}",
+            "widget {{ vu }}-{{ iteration }}",
+            "/items/{{ id }}?page={{ random(1, 10) }}",
+        ] {
+            let (part, _) = t.compile(source).unwrap();
+            let Part::Template(name) = &part else {
+                panic!("a template")
+            };
+            let template = t.env.get_template(name).unwrap();
+            let captured = template.render_captured_to(&ctx, io::sink()).unwrap();
+            let (used, _) = captured.state().fuel_levels().unwrap();
+            assert!(used <= FUEL / 1000, "{source}: {used}");
+        }
     }
 
     #[test]

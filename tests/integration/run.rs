@@ -797,3 +797,26 @@ fn quick_mode_fails_when_the_url_does_not_answer_and_addresses_get_a_hint() {
         .code(2)
         .stderr(predicates::str::contains("needs a scheme"));
 }
+
+#[test]
+fn a_path_template_naming_another_host_sends_no_absolute_form_request() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A failed step ends the iteration: the refused one comes last.
+    let steps = "[[flow.step]]\nname = \"fine\"\npath = \"/ok\"\n\
+                 [[flow.step]]\nname = \"scheme-relative\"\npath = \"{{ '//169.254.169.254/x' }}\"\n\
+                 expect = { status = [404] }\n\
+                 [[flow.step]]\nname = \"elsewhere\"\n\
+                 path = \"{{ 'http://169.254.169.254/latest/meta-data/' }}\"";
+    let text = scenario(&server.url(), "users = 1\niterations = 3", steps, "");
+    let file = write(dir.path(), "s.toml", &text);
+    run_quiet(&file, dir.path()).success();
+    let s = summary(dir.path());
+    assert_eq!(s["totals"]["errors"]["template"], 3, "{s}");
+    let paths = server.paths();
+    // `/ok` and the scheme-relative `//169.254.169.254/x`, three times each.
+    assert_eq!(paths.len(), 6, "{paths:?}");
+    assert!(paths.iter().all(|p| p.starts_with('/')), "{paths:?}");
+    let message = s["failures"][0]["message"].as_str().unwrap();
+    assert!(message.contains("does not start with `/`"), "{message}");
+}

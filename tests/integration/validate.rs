@@ -398,3 +398,35 @@ fn a_file_over_the_size_limit_is_refused_by_validate_and_run() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), refusal, "{command}");
     }
 }
+
+#[test]
+fn a_runaway_template_is_a_validate_error_at_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (body, message)) in [
+        (
+            "{% for i in range(40) %}{{ 'x' * 10000000 }}{% endfor %}",
+            "rendered more than 16 MiB",
+        ),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "ran more than 100000 template instructions",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let text = format!("{BASE}  method = \"POST\"\n  body = @\"{body}\"\n");
+        let (text, line, column) = location(&text);
+        let file = write(dir.path(), &format!("runaway{i}.toml"), &text);
+        let out = loadctl().arg("validate").arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!("{}:{line}:{column}: error: ", file.display());
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&expected) && l.contains(message)),
+            "expected `{expected}…{message}` in:\n{stderr}"
+        );
+    }
+}
