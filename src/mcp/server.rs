@@ -134,7 +134,10 @@ impl LoadctlServer {
         output_schema = schema_for_output::<CreatedScenario>()
     )]
     async fn create_scenario(&self, Parameters(input): Parameters<CreateInput>) -> CallToolResult {
-        reply(self.agent.secrets(), self.agent.create_scenario(&input))
+        reply(
+            self.agent.secrets(),
+            blocking(&self.agent, move |a| a.create_scenario(&input)).await,
+        )
     }
 
     #[tool(
@@ -152,7 +155,10 @@ impl LoadctlServer {
         &self,
         Parameters(input): Parameters<ValidateInput>,
     ) -> CallToolResult {
-        reply(self.agent.secrets(), self.agent.validate_scenario(&input))
+        reply(
+            self.agent.secrets(),
+            blocking(&self.agent, move |a| a.validate_scenario(&input)).await,
+        )
     }
 
     #[tool(
@@ -316,7 +322,10 @@ impl LoadctlServer {
         output_schema = schema_for_output::<RunList>()
     )]
     async fn list_runs(&self, Parameters(input): Parameters<ListInput>) -> CallToolResult {
-        reply(self.agent.secrets(), self.agent.list_runs(&input))
+        reply(
+            self.agent.secrets(),
+            blocking(&self.agent, move |a| a.list_runs(&input)).await,
+        )
     }
 
     #[tool(
@@ -331,7 +340,10 @@ impl LoadctlServer {
         output_schema = schema_for_output::<ComparisonReport>()
     )]
     async fn compare_runs(&self, Parameters(input): Parameters<CompareInput>) -> CallToolResult {
-        reply(self.agent.secrets(), self.agent.compare_runs(&input))
+        reply(
+            self.agent.secrets(),
+            blocking(&self.agent, move |a| a.compare_runs(&input)).await,
+        )
     }
 
     #[tool(
@@ -435,4 +447,17 @@ impl ServerHandler for LoadctlServer {
             Err(ResourceError::Invalid(why)) => Err(ErrorData::invalid_params(why, None)),
         }
     }
+}
+
+/// Runs the agent's synchronous work (parsing and compiling a scenario,
+/// reading the run store) off the async workers, so a large scenario
+/// cannot delay stdin's end, a cancellation or another request.
+async fn blocking<T: Send + 'static>(
+    agent: &Agent,
+    work: impl FnOnce(&Agent) -> T + Send + 'static,
+) -> T {
+    let agent = agent.clone();
+    tokio::task::spawn_blocking(move || work(&agent))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
