@@ -233,7 +233,20 @@ impl Compiler<'_> {
                 );
                 None
             }
-            Some(p) => self.template(p, known, "path"),
+            Some(p) => match self.template(p, known, "path") {
+                // A path with nothing to render is checked now, not at
+                // every request: `/a b` would fail them all.
+                Some(Part::Static(text)) if text.parse::<http::uri::PathAndQuery>().is_err() => {
+                    self.diags.error(
+                        p.span.clone(),
+                        format!(
+                            "path `{text}` is not a valid URL path (spaces and some other characters must be percent-encoded, e.g. %20)"
+                        ),
+                    );
+                    None
+                }
+                part => part,
+            },
             None => {
                 self.diags.error(
                     s.span.clone(),

@@ -292,6 +292,10 @@ const RUN_TIME_FAILURES: &[(&str, &str)] = &[
         "method = @\"GTE\"\n  path = \"/\"",
         "`GTE` is not an HTTP method; did you mean `GET`?",
     ),
+    (
+        "path = @\"/a b\"",
+        "path `/a b` is not a valid URL path",
+    ),
 ];
 
 #[test]
