@@ -173,7 +173,9 @@ impl User {
                     waited_from,
                 };
                 self.in_flight.set(Some(opening));
-                let measured = engine::open(&mut self.session, step, request).await;
+                // Boxed: rare, and kept inline its state would enlarge
+                // every user's iteration future (copied on the hot path).
+                let measured = Box::pin(engine::open(&mut self.session, step, request)).await;
                 self.in_flight.set(None);
                 count_sessions(&mut self.session, &self.recorder);
                 match self.opened(opening, measured, request) {
@@ -251,7 +253,7 @@ impl User {
         }
         if let Some(mcp) = &flow.mcp {
             if mcp.scope == SessionScope::PerIteration {
-                engine::end_session(&mut self.session, mcp.close).await;
+                Box::pin(engine::end_session(&mut self.session, mcp.close)).await;
             }
             count_sessions(&mut self.session, &self.recorder);
         }
