@@ -46,6 +46,9 @@ use template::{Globals, Part, Templates};
 use threshold::Threshold;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request timeouts are timed on tokio's millisecond timer: a shorter one
+/// would be accepted and never enforced.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings from the command line (or `LOADCTL_*`), which beat the file.
@@ -354,6 +357,21 @@ impl Compiler<'_> {
         };
         let timeout =
             self.duration_setting(&o.timeout, "--timeout", &t.timeout, "[target] timeout");
+        if let Some(short) = timeout.filter(|d| *d < MIN_TIMEOUT) {
+            let (span, name) = match &o.timeout {
+                Some(_) => (None, "--timeout"),
+                None => (
+                    t.timeout.as_ref().map(|v| v.span.clone()),
+                    "[target] timeout",
+                ),
+            };
+            self.diags.error(
+                span,
+                format!(
+                    "{name}: {short:?} is shorter than the timer can measure; the least is 1ms"
+                ),
+            );
+        }
         let connect_timeout =
             self.duration_setting(&None, "", &t.connect_timeout, "[target] connect_timeout");
         let ca_file = t

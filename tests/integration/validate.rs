@@ -42,6 +42,10 @@ const CASES: &[(&str, &str)] = &[
     ("[load]\nmodel = \"open\"\nrate = 10\nduration = \"1s\"\non_saturation = @\"panic\"\n", "expected \"wait\" or \"drop\""),
     ("[target]\nbase_url = @\"ftp://x\"\n", "scheme `ftp`"),
     (
+        "[target]\nbase_url = \"demo\"\ntimeout = @\"500us\"\n",
+        "shorter than the timer can measure; the least is 1ms",
+    ),
+    (
         "[thresholds]\n@http_req_duraton = [\"p(95) < 1s\"]\n",
         "did you mean `http_req_duration`",
     ),
