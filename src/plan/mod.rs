@@ -14,6 +14,7 @@
 //! agent's allowlist is an error at the template's location, and an unset
 //! one is a warning or an error as the inputs say.
 
+pub mod distribution;
 mod fingerprint;
 pub mod inputs;
 mod load;
@@ -34,6 +35,7 @@ use minijinja::Value;
 
 use crate::diag::{Diagnostics, Span, Spanned};
 use crate::scenario::{self, Scenario, StatusSpec};
+pub use distribution::{DistributionPlan, OnWorkerLost, Strategy, Zone};
 pub use fingerprint::fingerprint;
 use inputs::FileError;
 pub use inputs::{EnvVars, Files, Inputs, ReadBudget};
@@ -52,7 +54,8 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings from the command line (or `LOADCTL_*`), which beat the file.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Overrides {
     pub base_url: Option<String>,
     pub users: Option<u64>,
@@ -85,6 +88,8 @@ pub struct Plan {
     pub globals: Globals,
     pub thresholds: Vec<Threshold>,
     pub secrets: Secrets,
+    /// How a coordinator spreads this run over workers.
+    pub distribution: DistributionPlan,
 }
 
 /// What must never appear in a report, log line or error message.
@@ -281,6 +286,7 @@ pub fn compile(
     let flows = c.flows(&scenario.flows, &mut known, &mut metrics);
     let step_names: Vec<String> = metrics.iter().map(|m| m.name.clone()).collect();
     let thresholds = c.thresholds(&scenario.thresholds, &overrides.thresholds, &step_names);
+    let distribution = distribution::compile(&scenario.distribution, c.diags);
 
     let (target, load) = (target?, load?);
     if c.diags.has_errors() {
@@ -311,6 +317,7 @@ pub fn compile(
         globals,
         thresholds,
         secrets: Secrets::new(&scenario.secrets),
+        distribution,
     })
 }
 

@@ -29,6 +29,22 @@ pub struct Scenario {
     pub thresholds: Vec<ThresholdList>,
     /// Names of headers and variables whose values must never be shown.
     pub secrets: Vec<Spanned<String>>,
+    /// `[distribution]`: how a coordinator spreads the load over workers.
+    pub distribution: Distribution,
+}
+
+/// `[distribution]`, as written; only distributed runs read it.
+#[derive(Debug, Default, Clone)]
+pub struct Distribution {
+    /// The table; empty (0..0) when the file has none.
+    pub span: Span,
+    /// `"even"` or `"capacity"`.
+    pub strategy: S<String>,
+    /// `zones = { eu = 60, us = 40 }`: a percentage of the load per value
+    /// of the workers' `zone` label.
+    pub zones: Vec<(Spanned<String>, Spanned<f64>)>,
+    /// `"rebalance"`, `"continue"` or `"fail"`.
+    pub on_worker_lost: S<String>,
 }
 
 #[derive(Debug, Default, Clone)]

@@ -53,6 +53,10 @@ pub fn parse(text: &str, diags: &mut Diagnostics) -> Option<Scenario> {
         .table("thresholds")
         .map(|(t, _)| read_thresholds(t, r.diags))
         .unwrap_or_default();
+    let distribution = r
+        .table("distribution")
+        .map(|(t, span)| read_distribution(t, span, r.diags))
+        .unwrap_or_default();
     r.finish();
     errors.is_empty().then_some(Scenario {
         name,
@@ -63,7 +67,29 @@ pub fn parse(text: &str, diags: &mut Diagnostics) -> Option<Scenario> {
         flows,
         thresholds,
         secrets,
+        distribution,
     })
+}
+
+/// An integer or a finite float, as a float.
+fn number_value(v: &DeValue) -> Option<f64> {
+    match v {
+        DeValue::Float(f) => f.as_str().parse::<f64>().ok().filter(|f| f.is_finite()),
+        DeValue::Integer(i) => int_value(i).map(|i| i as f64),
+        _ => None,
+    }
+}
+
+fn read_distribution(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Distribution {
+    let mut r = TableReader::new(t, span.clone(), "[distribution]", diags);
+    let distribution = Distribution {
+        span,
+        strategy: r.string("strategy"),
+        zones: r.number_map("zones"),
+        on_worker_lost: r.string("on_worker_lost"),
+    };
+    r.finish();
+    distribution
 }
 
 fn read_target(t: &DeTable, span: Span, diags: &mut Diagnostics) -> Target {
@@ -388,11 +414,7 @@ impl<'t, 'i, 'd> TableReader<'t, 'i, 'd> {
 
     /// An integer or a float.
     fn number(&mut self, key: &'static str) -> S<f64> {
-        self.typed(key, "a number", |v| match v {
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok().filter(|f| f.is_finite()),
-            DeValue::Integer(i) => int_value(i).map(|i| i as f64),
-            _ => None,
-        })
+        self.typed(key, "a number", number_value)
     }
 
     fn boolean(&mut self, key: &'static str) -> S<bool> {
@@ -481,6 +503,31 @@ impl<'t, 'i, 'd> TableReader<'t, 'i, 'd> {
                         "{key}.{} must be a string, not {}",
                         k.get_ref(),
                         type_name(other)
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A table of numbers (integers or floats), such as `zones`.
+    fn number_map(&mut self, key: &'static str) -> Vec<(Spanned<String>, Spanned<f64>)> {
+        let Some((t, _)) = self.table(key) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in t.iter() {
+            match number_value(v.get_ref()) {
+                Some(n) => out.push((
+                    Spanned::new(k.get_ref().to_string(), k.span()),
+                    Spanned::new(n, v.span()),
+                )),
+                None => self.diags.error(
+                    v.span(),
+                    format!(
+                        "{key}.{} must be a number, not {}",
+                        k.get_ref(),
+                        type_name(v.get_ref())
                     ),
                 ),
             }
