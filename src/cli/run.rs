@@ -8,6 +8,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::Exit;
+use crate::metrics::summary::RunSummary;
 use crate::plan::Overrides;
 use crate::report::{self, progress::ProgressDisplay};
 use crate::runner::{self, RunOptions};
@@ -18,6 +19,30 @@ pub struct RunArgs {
     /// mode: one GET step, 50 users for 10 s unless -u/-d/-r/-n say otherwise)
     #[arg(value_name = "FILE|URL")]
     file: PathBuf,
+    #[command(flatten)]
+    load: LoadFlags,
+    #[command(flatten)]
+    output: OutputFlags,
+    /// Generator threads (default: one per core)
+    #[arg(
+        long,
+        env = "LOADCTL_THREADS",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    threads: usize,
+    /// Serve live Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464
+    #[arg(long, env = "LOADCTL_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<String>,
+    /// No live progress on stderr (the summary is still printed)
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// The flags that override the scenario's load, target and thresholds;
+/// `run` and `coordinator` take the same ones.
+#[derive(Debug, Args)]
+pub struct LoadFlags {
     /// Concurrent users (overrides [load] users)
     #[arg(short, long, env = "LOADCTL_USERS")]
     users: Option<u64>,
@@ -51,64 +76,46 @@ pub struct RunArgs {
     /// Extra threshold 'METRIC: EXPRESSION', e.g. 'http_req_duration: p(95) < 500ms' (repeatable)
     #[arg(long = "threshold", value_name = "'METRIC: EXPR'")]
     thresholds: Vec<String>,
+}
+
+impl LoadFlags {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            base_url: self.base_url.clone(),
+            users: self.users,
+            rate: self.rate,
+            max_users: self.max_users,
+            pattern: self.pattern.clone(),
+            seed: self.seed,
+            duration: self.duration.clone(),
+            iterations: self.iterations,
+            timeout: self.timeout.clone(),
+            headers: self.headers.clone(),
+            thresholds: self.thresholds.clone(),
+        }
+    }
+}
+
+/// Where a finished run's results are written; `run` and `coordinator`
+/// take the same flags.
+#[derive(Debug, Args)]
+pub struct OutputFlags {
     /// Write summary.json, loadctl_stats.csv, loadctl_stats_history.csv, loadctl_failures.csv, report.html and junit.xml into this folder (created if missing)
     #[arg(short, long, env = "LOADCTL_OUT", value_name = "DIR")]
     out: Option<PathBuf>,
     /// Write Locust-style CSV files PREFIX_stats.csv, PREFIX_stats_history.csv and PREFIX_failures.csv
     #[arg(long, env = "LOADCTL_CSV", value_name = "PREFIX")]
     csv: Option<PathBuf>,
-    /// Generator threads (default: one per core)
-    #[arg(
-        long,
-        env = "LOADCTL_THREADS",
-        default_value_t = 0,
-        hide_default_value = true
-    )]
-    threads: usize,
-    /// Serve live Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464
-    #[arg(long, env = "LOADCTL_METRICS_ADDR", value_name = "ADDR")]
-    metrics_addr: Option<String>,
-    /// No live progress on stderr (the summary is still printed)
-    #[arg(short, long)]
-    quiet: bool,
     /// With --out: overwrite the files of an earlier run in that folder
     #[arg(long)]
     force: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    let overrides = Overrides {
-        base_url: args.base_url.clone(),
-        users: args.users,
-        rate: args.rate,
-        max_users: args.max_users,
-        pattern: args.pattern.clone(),
-        seed: args.seed,
-        duration: args.duration.clone(),
-        iterations: args.iterations,
-        timeout: args.timeout.clone(),
-        headers: args.headers.clone(),
-        thresholds: args.thresholds.clone(),
-    };
-    let checked = match check(&args.file, &overrides) {
-        Ok(checked) => checked,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(Exit::Invalid);
-        }
-    };
-    let crate::validate::Checked {
-        source,
-        plan,
-        diagnostics: diags,
-    } = checked;
-    for d in diags.items() {
-        eprintln!("{}", source.render(d));
-    }
-    let Some(plan) = plan else {
+    let Some(plan) = compile(&args.file, &args.load.overrides()) else {
         return Ok(Exit::Invalid);
     };
-    if !prepare_outputs(&args)? {
+    if !args.output.prepare()? {
         return Ok(Exit::Invalid);
     }
     // Bound before the run, so a taken port fails now, not after the test.
@@ -162,33 +169,64 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     })?;
     // The runtime's tasks (signal watcher, demo connections) end here.
     runtime.shutdown_background();
+    args.output.finish(&summary)
+}
 
-    print!("{}", report::table::render(&summary));
-    if let Some(out) = &args.out {
-        report::write_dir(&summary, out)?;
-        eprintln!(
-            "wrote {}: {}",
-            out.display(),
-            report::OUTPUTS
-                .iter()
-                .map(|o| o.path_in(Path::new("")).display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    if let Some(prefix) = &args.csv {
-        for path in report::write_format(&summary, report::Format::Csv, prefix)? {
-            eprintln!("wrote {}", path.display());
+/// Compiles the scenario (or quick mode's URL), printing every problem;
+/// `None` when it cannot run.
+pub fn compile(file: &Path, overrides: &Overrides) -> Option<crate::plan::Plan> {
+    let checked = match check(file, overrides) {
+        Ok(checked) => checked,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return None;
         }
+    };
+    for d in checked.diagnostics.items() {
+        eprintln!("{}", checked.source.render(d));
     }
-    let totals = &summary.totals;
-    if totals.requests > 0 && totals.failures == totals.requests && summary.thresholds.is_empty() {
-        eprintln!(
-            "warning: every request failed, and the scenario has no threshold to fail the run on \
-             (add one, e.g. --threshold 'http_req_failed: rate < 0.01')"
-        );
+    checked.plan
+}
+
+impl OutputFlags {
+    /// Prints the summary table, writes the result files, and says how the
+    /// run ended as an exit code.
+    pub fn finish(&self, summary: &RunSummary) -> anyhow::Result<Exit> {
+        print!("{}", report::table::render(summary));
+        self.write(summary)?;
+        let totals = &summary.totals;
+        if totals.requests > 0
+            && totals.failures == totals.requests
+            && summary.thresholds.is_empty()
+        {
+            eprintln!(
+                "warning: every request failed, and the scenario has no threshold to fail the run on \
+                 (add one, e.g. --threshold 'http_req_failed: rate < 0.01')"
+            );
+        }
+        Ok(Exit::from(summary.verdict()))
     }
-    Ok(Exit::from(summary.verdict()))
+
+    fn write(&self, summary: &RunSummary) -> anyhow::Result<()> {
+        if let Some(out) = &self.out {
+            report::write_dir(summary, out)?;
+            eprintln!(
+                "wrote {}: {}",
+                out.display(),
+                report::OUTPUTS
+                    .iter()
+                    .map(|o| o.path_in(Path::new("")).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if let Some(prefix) = &self.csv {
+            for path in report::write_format(summary, report::Format::Csv, prefix)? {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Quick mode's load when no flag sets it: oha's and hey's 50 concurrent
@@ -196,37 +234,40 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 const QUICK_USERS: u64 = 50;
 const QUICK_DURATION: &str = "10s";
 
-/// Checks and makes the output folders before the run, so a bad path
-/// fails now rather than after the run has been paid for. False when the
-/// folder already holds a run (reported).
-fn prepare_outputs(args: &RunArgs) -> anyhow::Result<bool> {
-    if let Some(out) = &args.out {
-        let earlier = out.join("summary.json");
-        if earlier.exists() && !args.force {
-            eprintln!(
+impl OutputFlags {
+    /// Checks and makes the output folders before the run, so a bad path
+    /// fails now rather than after the run has been paid for. False when the
+    /// folder already holds a run (reported).
+    pub fn prepare(&self) -> anyhow::Result<bool> {
+        if let Some(out) = &self.out {
+            let earlier = out.join("summary.json");
+            if earlier.exists() && !self.force {
+                eprintln!(
                 "error: {} already holds a run ({}); choose another folder, or pass --force to overwrite it",
                 out.display(),
                 earlier.display()
             );
-            return Ok(false);
+                return Ok(false);
+            }
         }
+        let csv_dir = self
+            .csv
+            .as_deref()
+            .and_then(|prefix| prefix.parent())
+            .filter(|dir| !dir.as_os_str().is_empty());
+        for dir in self.out.iter().map(PathBuf::as_path).chain(csv_dir) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the output folder {}", dir.display()))?;
+            // A folder that exists but cannot be written would lose the results
+            // after the run: try a write now.
+            let probe = dir.join(format!(".loadctl-probe-{}", std::process::id()));
+            std::fs::write(&probe, b"").with_context(|| {
+                format!("the output folder {} cannot be written", dir.display())
+            })?;
+            let _ = std::fs::remove_file(&probe);
+        }
+        Ok(true)
     }
-    let csv_dir = args
-        .csv
-        .as_deref()
-        .and_then(|prefix| prefix.parent())
-        .filter(|dir| !dir.as_os_str().is_empty());
-    for dir in args.out.iter().map(PathBuf::as_path).chain(csv_dir) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the output folder {}", dir.display()))?;
-        // A folder that exists but cannot be written would lose the results
-        // after the run: try a write now.
-        let probe = dir.join(format!(".loadctl-probe-{}", std::process::id()));
-        std::fs::write(&probe, b"")
-            .with_context(|| format!("the output folder {} cannot be written", dir.display()))?;
-        let _ = std::fs::remove_file(&probe);
-    }
-    Ok(true)
 }
 
 /// Compiles the scenario file, or quick mode's scenario for a URL; an
