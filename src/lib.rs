@@ -61,6 +61,8 @@
 //! - [`cli`]: thin clap adapters, one file per subcommand.
 //! - [`units`]: formatting durations and numbers for people; a leaf that
 //!   every module may use.
+//! - [`sys`]: this process's CPU use, for the generator-saturation
+//!   warning; a leaf.
 
 pub mod agent;
 pub mod cli;
@@ -77,5 +79,6 @@ pub mod scenario;
 pub mod schedule;
 pub mod serve;
 pub mod store;
+pub mod sys;
 pub mod units;
 pub mod validate;

@@ -38,6 +38,7 @@ impl From<Verdict> for Exit {
             Verdict::Passed => Exit::Success,
             Verdict::ThresholdsFailed => Exit::ThresholdsFailed,
             Verdict::Interrupted => Exit::Interrupted,
+            Verdict::Failed => Exit::Runtime,
         }
     }
 }
@@ -53,7 +54,7 @@ Exit codes:
   0    success: the run finished and every threshold passed
   1    the run finished and a threshold failed
   2    invalid scenario or usage
-  3    runtime error
+  3    runtime error (and a distributed run that lost its workers)
   130  interrupted by Ctrl-C or SIGTERM (results are still written)";
 
 const REPORT_EXIT_CODES: &str = "\

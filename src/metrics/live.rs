@@ -46,12 +46,22 @@ pub struct Progress {
     /// Everything so far, step by step, when the run was asked for it
     /// (`RunOptions::live_stats`).
     pub live: Option<LiveStats>,
+    /// The load generator's CPU use over the last second, as a share of
+    /// its cores (a coordinator shows its busiest worker's); `None` where
+    /// it cannot be measured.
+    pub cpu: Option<f64>,
 }
 
 impl Progress {
     /// Iterations started per second over the interval.
     pub fn started_per_second(&self) -> f64 {
         summary::per_second(self.started, self.span.as_secs_f64())
+    }
+
+    /// The generator is so busy that its own delay may show in the
+    /// latencies ([`crate::sys::SATURATED_CPU`]).
+    pub fn is_saturated(&self) -> bool {
+        self.cpu.is_some_and(|c| c >= crate::sys::SATURATED_CPU)
     }
 
     /// The interval is shorter than a second: the run ended within it.

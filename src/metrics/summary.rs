@@ -45,6 +45,56 @@ pub struct RunSummary {
     /// scenario has no MCP step; absent from older summaries).
     #[serde(default)]
     pub mcp_sessions: McpSessions,
+    /// What may make the figures less than they seem: a load generator
+    /// near full CPU (its own delay is in the latencies), a lost worker,
+    /// load that fell short. Absent when there is nothing to say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// A distributed run's workers and what became of them; absent from a
+    /// single-machine run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<DistributionReport>,
+}
+
+/// How a distributed run was spread, and each worker's part in it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DistributionReport {
+    /// `even` or `capacity`.
+    pub strategy: String,
+    /// `rebalance`, `continue` or `fail`.
+    pub on_worker_lost: String,
+    /// Why the run failed, when it did: a worker lost under
+    /// `on_worker_lost = "fail"`, the last worker lost, a worker that
+    /// could not start. The figures are what was collected until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+    pub workers: Vec<WorkerReport>,
+}
+
+/// One worker of a distributed run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerReport {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// `done`, `lost`, `failed` or `stopped`.
+    pub state: String,
+    /// The part of the load it was given at the start (0 to 1).
+    pub share: f64,
+    /// Requests and failures it reported.
+    pub requests: u64,
+    pub failures: u64,
+    /// Its process's CPU use, share of its cores (0 to 1): the mean and
+    /// the highest of its heartbeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_mean: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_peak: Option<f64>,
+    /// Seconds after the start when it was marked lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_at_s: Option<f64>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What became of the MCP sessions of a run's users.
@@ -75,7 +125,13 @@ impl RunSummary {
     /// How the run ended: interrupted, or finished with every threshold
     /// passed or not.
     pub fn verdict(&self) -> Verdict {
-        if self.run.interrupted {
+        if self
+            .distribution
+            .as_ref()
+            .is_some_and(|d| d.failed.is_some())
+        {
+            Verdict::Failed
+        } else if self.run.interrupted {
             Verdict::Interrupted
         } else if !self.thresholds_passed {
             Verdict::ThresholdsFailed
@@ -97,16 +153,20 @@ pub enum Verdict {
     /// The run was stopped early (Ctrl-C, SIGTERM, a cancel request); its
     /// thresholds judged what ran.
     Interrupted,
+    /// A distributed run that could not go on: it lost a worker under
+    /// `on_worker_lost = "fail"`, or its last worker.
+    Failed,
 }
 
 impl Verdict {
     /// The name in JSON and listings: `passed`, `thresholds_failed`,
-    /// `interrupted`.
+    /// `interrupted`, `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Passed => "passed",
             Verdict::ThresholdsFailed => "thresholds_failed",
             Verdict::Interrupted => "interrupted",
+            Verdict::Failed => "failed",
         }
     }
 }
@@ -436,6 +496,8 @@ pub(crate) fn test_summary() -> RunSummary {
     };
     RunSummary {
         mcp_sessions: Default::default(),
+        warnings: Vec::new(),
+        distribution: None,
         schema_version: SCHEMA_VERSION,
         loadctl_version: "0.1.0".to_string(),
         run: RunInfo {

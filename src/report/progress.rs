@@ -98,6 +98,12 @@ fn line(p: &Progress) -> String {
             trim_float(p.span.as_secs_f64(), 2)
         ));
     }
+    if let (true, Some(cpu)) = (p.is_saturated(), p.cpu) {
+        line.push_str(&format!(
+            "  generator CPU {:.0}%: latencies may include its own delay",
+            cpu * 100.0
+        ));
+    }
     line
 }
 
@@ -129,6 +135,7 @@ mod tests {
             rps,
             p95_ms: 1.5,
             live: None,
+            cpu: None,
         }
     }
 

@@ -258,6 +258,7 @@ mod tests {
                 iterations: 6,
                 dropped: 0,
             }),
+            cpu: None,
         };
         let text = render(&p).unwrap();
         assert!(

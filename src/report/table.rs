@@ -7,7 +7,7 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::plural;
-use crate::metrics::summary::{RunSummary, StepStats};
+use crate::metrics::summary::{DistributionReport, RunSummary, StepStats};
 use crate::units::short;
 
 /// [`render`] as a [`Writer`](super::Writer), for `loadctl report`.
@@ -123,7 +123,56 @@ pub fn render(summary: &RunSummary) -> String {
             let _ = writeln!(out, "  {mark} {}: {}  ({outcome})", t.metric, t.expression);
         }
     }
+    if let Some(d) = &summary.distribution {
+        workers(&mut out, d);
+    }
+    for warning in &summary.warnings {
+        let _ = writeln!(out, "\nwarning: {warning}");
+    }
     out
+}
+
+/// A distributed run's workers: their share, counts, CPU and fate.
+fn workers(out: &mut String, d: &DistributionReport) {
+    let _ = writeln!(
+        out,
+        "\nworkers ({} strategy, on_worker_lost = {}):",
+        d.strategy, d.on_worker_lost
+    );
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(
+            [
+                "worker", "labels", "share", "reqs", "fail", "cpu mean", "cpu peak", "state",
+            ]
+            .into_iter()
+            .map(Cell::new),
+        );
+    let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0));
+    for w in &d.workers {
+        let labels: Vec<String> = w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let state = match (w.lost_at_s, &w.error) {
+            (Some(at), _) => format!("{} at {at:.1}s", w.state),
+            (None, Some(error)) => format!("{}: {error}", w.state),
+            (None, None) => w.state.clone(),
+        };
+        table.add_row(vec![
+            Cell::new(&w.name),
+            Cell::new(labels.join(",")),
+            Cell::new(format!("{:.1}%", w.share * 100.0)),
+            Cell::new(w.requests),
+            Cell::new(w.failures),
+            Cell::new(percent(w.cpu_mean)),
+            Cell::new(percent(w.cpu_peak)),
+            Cell::new(state),
+        ]);
+    }
+    let _ = writeln!(out, "{table}");
+    if let Some(why) = &d.failed {
+        let _ = writeln!(out, "  the run failed: {why}");
+    }
 }
 
 fn row(s: &StepStats) -> Vec<Cell> {

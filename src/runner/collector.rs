@@ -341,6 +341,7 @@ impl Collector {
             rps: p.rps,
             p95_ms: expand_latency(&p.latency).get("p95"),
             live: self.live_stats.then(|| self.live()),
+            cpu: None,
         }
     }
 
@@ -426,6 +427,8 @@ impl Collector {
             series: self.series.iter().map(Point::expand).collect(),
             failures,
             mcp_sessions: self.totals.mcp_sessions,
+            warnings: Vec::new(),
+            distribution: None,
         };
         summary.thresholds = plan
             .thresholds

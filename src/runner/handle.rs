@@ -23,6 +23,7 @@ use crate::metrics::live::Progress;
 use crate::metrics::summary::{RunInfo, RunSummary};
 use crate::plan::Plan;
 use crate::store::RunId;
+use crate::sys::{CpuMeter, CpuStats};
 
 /// How many seconds of progress wait for a reader of
 /// [`RunHandle::next_progress`]; a front end that only polls
@@ -190,6 +191,9 @@ pub(super) struct Supervisor {
     pub stop_request: CancellationToken,
     /// An abort request: stop and abort what is in flight, now.
     pub abort_request: CancellationToken,
+    /// This process's CPU use, sampled every second.
+    pub cpu_meter: CpuMeter,
+    pub cpu: CpuStats,
 }
 
 impl Supervisor {
@@ -218,6 +222,9 @@ impl Supervisor {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    if let Some(used) = self.cpu_meter.sample() {
+                        self.cpu.record(used);
+                    }
                     let points = self.collector.tick(self.start.elapsed());
                     self.publish(points);
                 }
@@ -260,7 +267,8 @@ impl Supervisor {
         self.collector
             .set_fraction(self.shared.share.latest().fraction());
         for point in points {
-            let progress = self.collector.progress(point);
+            let mut progress = self.collector.progress(point);
+            progress.cpu = self.cpu.latest;
             // A reader that does not keep up misses seconds, not memory.
             let _ = self.outlets.progress.try_send(progress.clone());
             self.outlets.latest.send_replace(Some(progress));
@@ -274,7 +282,11 @@ impl Supervisor {
 
     pub fn finish(self, info: RunInfo) -> RunSummary {
         let timeline = self.shared.share.timeline();
-        self.collector.finish(&self.plan, info, &timeline)
+        let mut summary = self.collector.finish(&self.plan, info, &timeline);
+        summary
+            .warnings
+            .extend(self.cpu.warning("the load generator"));
+        summary
     }
 }
 
