@@ -58,6 +58,9 @@
 //!   log); the MCP tools as plain functions over run handles and the store.
 //! - [`mcp`]: `serve-mcp`'s protocol adapter over [`agent`]; the only
 //!   module that knows the MCP SDK (rmcp).
+//! - [`dist`]: distributed runs: the coordinator (HTTP API, one driver per
+//!   run merging workers' snapshots in a collector) and the worker (a
+//!   run handle with a share, an agreed start and a snapshot stream).
 //! - [`cli`]: thin clap adapters, one file per subcommand.
 //! - [`units`]: formatting durations and numbers for people; a leaf that
 //!   every module may use.
@@ -68,6 +71,7 @@ pub mod agent;
 pub mod cli;
 pub mod demo;
 pub mod diag;
+pub mod dist;
 pub mod engine;
 pub mod mcp;
 pub mod metrics;

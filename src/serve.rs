@@ -1,6 +1,6 @@
 //! Serving HTTP on a listener until a token fires: the one accept loop for
 //! every server loadctl runs (the demo target, the live Prometheus
-//! endpoint, and the coordinator API and MCP endpoint to come).
+//! endpoint, the coordinator's API, over TLS when given a certificate).
 //!
 //! Each connection speaks HTTP/1.1 or HTTP/2 (h2c prior knowledge, told
 //! apart by its first bytes) through hyper-util's auto builder, and is
@@ -20,6 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// How long to wait before accepting again after an error (out of file
@@ -31,6 +32,41 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// connection; it cannot fail (an error is an answer it builds itself).
 pub async fn http<F, Fut, B>(listener: TcpListener, handle: F, shutdown: CancellationToken)
 where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    accept(listener, None, handle, shutdown).await
+}
+
+/// [`http`] over TLS: each connection's handshake (within
+/// [`TLS_HANDSHAKE_TIMEOUT`]) before its first request.
+pub async fn https<F, Fut, B>(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    handle: F,
+    shutdown: CancellationToken,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    accept(listener, Some(tls), handle, shutdown).await
+}
+
+/// A client that connects and says nothing does not hold a task forever.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn accept<F, Fut, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handle: F,
+    shutdown: CancellationToken,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: Body + Send + 'static,
@@ -50,20 +86,62 @@ where
         };
         // Small answers go out at once rather than waiting for more to send.
         let _ = stream.set_nodelay(true);
-        let (handle, shutdown) = (handle.clone(), shutdown.clone());
+        let (handle, shutdown, tls) = (handle.clone(), shutdown.clone(), tls.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let answer = handle(req);
-                async move { Ok::<_, Infallible>(answer.await) }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = shutdown.cancelled() => {}
+            match tls {
+                None => serve_connection(stream, handle, shutdown).await,
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(stream, handle, shutdown).await;
+                    }
+                }
             }
         });
     }
+}
+
+async fn serve_connection<I, F, Fut, B>(io: I, handle: F, shutdown: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let service = service_fn(move |req| {
+        let answer = handle(req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        _ = connection => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
+/// A TLS acceptor from a PEM certificate chain and its private key.
+pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("the certificate file: {e}"))?;
+    if certs.is_empty() {
+        anyhow::bail!("the certificate file holds no certificate");
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| anyhow::anyhow!("the key file: {e}"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow::anyhow!("the certificate and key do not go together: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 //! flags into core calls (`scenario::load`, `plan::compile`, `runner::run`,
 //! `report::*`) and results into output and an [`Exit`] code.
 
+mod coordinator;
+mod distributed;
 mod hints;
 mod init;
 mod report;
 mod run;
 mod serve_mcp;
 mod validate;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -92,6 +95,11 @@ enum Command {
     Report(report::ReportArgs),
     /// Serve AI agents over MCP on stdio: create, validate, run and read load tests within set limits
     ServeMcp(serve_mcp::ServeMcpArgs),
+    /// Spread runs over workers: serve the API, or run one scenario over N workers and exit
+    #[command(after_help = EXIT_CODES)]
+    Coordinator(Box<coordinator::CoordinatorArgs>),
+    /// Join a coordinator and run the parts of its runs it assigns
+    Worker(worker::WorkerArgs),
 }
 
 /// The clap definition of the whole command line, for generated docs
@@ -124,6 +132,8 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::init(args),
         Command::Report(args) => report::report(args),
         Command::ServeMcp(args) => serve_mcp::serve_mcp(args),
+        Command::Coordinator(args) => coordinator::coordinator(*args),
+        Command::Worker(args) => worker::worker(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -8,6 +8,9 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::Exit;
+use crate::diag::Severity;
+use crate::dist::client::ApiClient;
+use crate::dist::protocol::RunCreated;
 use crate::metrics::summary::RunSummary;
 use crate::plan::Overrides;
 use crate::report::{self, progress::ProgressDisplay};
@@ -37,6 +40,27 @@ pub struct RunArgs {
     /// No live progress on stderr (the summary is still printed)
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    remote: RemoteFlags,
+}
+
+/// `run --coordinator`: run on a coordinator's workers instead of here.
+#[derive(Debug, Args)]
+pub struct RemoteFlags {
+    /// Run on the workers of the coordinator at URL (e.g. http://127.0.0.1:7878) instead of on this machine
+    #[arg(long, env = "LOADCTL_COORDINATOR", value_name = "URL")]
+    coordinator: Option<String>,
+    /// With --coordinator: its shared token
+    #[arg(
+        long,
+        env = "LOADCTL_TOKEN",
+        hide_env_values = true,
+        requires = "coordinator"
+    )]
+    token: Option<String>,
+    /// With --coordinator: a PEM file of certificates to trust for its TLS, besides the system's
+    #[arg(long, value_name = "PEM", requires = "coordinator")]
+    ca_file: Option<PathBuf>,
 }
 
 /// The flags that override the scenario's load, target and thresholds;
@@ -112,6 +136,9 @@ pub struct OutputFlags {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    if args.remote.coordinator.is_some() {
+        return run_remote(args);
+    }
     let Some(plan) = compile(&args.file, &args.load.overrides()) else {
         return Ok(Exit::Invalid);
     };
@@ -172,10 +199,70 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     args.output.finish(&summary)
 }
 
+/// `run --coordinator URL`: the scenario is checked here, then run by
+/// the coordinator's workers; the same progress, summary, files and exit
+/// code as a local run.
+fn run_remote(args: RunArgs) -> anyhow::Result<Exit> {
+    let overrides = args.load.overrides();
+    // The workers read their own environment: a variable unset here is
+    // only a warning.
+    let Some(checked) = checked(&args.file, &overrides, Severity::Warning) else {
+        return Ok(Exit::Invalid);
+    };
+    if checked.plan.is_none() {
+        return Ok(Exit::Invalid);
+    }
+    if !args.output.prepare()? {
+        return Ok(Exit::Invalid);
+    }
+    let request =
+        super::distributed::request(&args.file, checked.source.text, &overrides, None, None)?;
+    let url = args.remote.coordinator.as_deref().unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let client = ApiClient::new(
+            url,
+            args.remote.token.as_deref(),
+            args.remote.ca_file.as_deref(),
+        )
+        .await?;
+        let created: RunCreated = client.post("/api/runs", &request).await?;
+        eprintln!("submitted run {} to {}", created.run_id, client.url());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        let mut display = ProgressDisplay::new(args.quiet, None);
+        let followed = super::distributed::Followed::Remote(&client, created.run_id);
+        let outcome = super::distributed::follow(followed, &mut display, shutdown).await;
+        display.finish();
+        outcome
+    })?;
+    runtime.shutdown_background();
+    match outcome {
+        Ok(summary) => args.output.finish(&summary),
+        Err(why) => {
+            eprintln!("error: the run did not start: {why}");
+            Ok(Exit::Runtime)
+        }
+    }
+}
+
 /// Compiles the scenario (or quick mode's URL), printing every problem;
 /// `None` when it cannot run.
 pub fn compile(file: &Path, overrides: &Overrides) -> Option<crate::plan::Plan> {
-    let checked = match check(file, overrides) {
+    checked(file, overrides, Severity::Error)?.plan
+}
+
+/// The scenario checked, its problems printed; `None` when it cannot be
+/// read at all. `unset_env`: how an unset variable it reads is judged.
+pub fn checked(
+    file: &Path,
+    overrides: &Overrides,
+    unset_env: Severity,
+) -> Option<crate::validate::Checked> {
+    let checked = match check(file, overrides, unset_env) {
         Ok(checked) => checked,
         Err(message) => {
             eprintln!("error: {message}");
@@ -185,7 +272,7 @@ pub fn compile(file: &Path, overrides: &Overrides) -> Option<crate::plan::Plan> 
     for d in checked.diagnostics.items() {
         eprintln!("{}", checked.source.render(d));
     }
-    checked.plan
+    Some(checked)
 }
 
 impl OutputFlags {
@@ -272,11 +359,14 @@ impl OutputFlags {
 
 /// Compiles the scenario file, or quick mode's scenario for a URL; an
 /// argument that is neither gets a hint.
-fn check(arg: &Path, overrides: &Overrides) -> Result<crate::validate::Checked, String> {
-    use crate::diag::Severity;
+fn check(
+    arg: &Path,
+    overrides: &Overrides,
+    unset_env: Severity,
+) -> Result<crate::validate::Checked, String> {
     if let Some(url) = quick_url(arg) {
         let text = quick_scenario(url)?;
-        let inputs = crate::plan::Inputs::for_cli(None, Severity::Error);
+        let inputs = crate::plan::Inputs::for_cli(None, unset_env);
         return Ok(crate::validate::check_text(arg, &text, overrides, &inputs));
     }
     let text = arg.to_string_lossy();
@@ -297,13 +387,13 @@ fn check(arg: &Path, overrides: &Overrides) -> Result<crate::validate::Checked, 
             ));
         }
     }
-    let inputs = crate::plan::Inputs::for_cli(Some(arg), Severity::Error);
+    let inputs = crate::plan::Inputs::for_cli(Some(arg), unset_env);
     Ok(crate::validate::check_file(arg, overrides, &inputs))
 }
 
 /// The URL of quick mode (`loadctl run http://…`), when the argument is one
 /// and not a file of that name.
-fn quick_url(arg: &Path) -> Option<&str> {
+pub(super) fn quick_url(arg: &Path) -> Option<&str> {
     let text = arg.to_str()?;
     let is_url = text.starts_with("http://") || text.starts_with("https://");
     (is_url && !arg.exists()).then_some(text)
@@ -332,7 +422,7 @@ const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_secs(
 
 /// First Ctrl-C or SIGTERM: stop the run and report. Another, a second or
 /// more later: quit now.
-async fn watch_signals(shutdown: CancellationToken) {
+pub(super) async fn watch_signals(shutdown: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let next_signal = async |term: &mut Option<tokio::signal::unix::Signal>| {
         tokio::select! {

@@ -313,7 +313,7 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn run_info(
+pub(crate) fn run_info(
     plan: &Plan,
     id: String,
     target: String,
