@@ -159,7 +159,7 @@ impl Collector {
         // Published as a generator thread labels its final snapshot: with
         // the second before it, so whoever merges it (a coordinator's
         // collector) never takes it for a whole second.
-        self.keep(second.saturating_sub(1), &snapshot);
+        self.keep(second.saturating_sub(1), &snapshot, users);
         let span = span_since(second, now);
         let folds_into_last = self.series.last().is_some_and(|p| p.t + 1 == second);
         match self.last_closed.take() {
@@ -264,7 +264,7 @@ impl Collector {
             }
             let (second, (snapshot, users)) = entry.remove_entry();
             self.closed = self.closed.max(second);
-            self.keep(second, &snapshot);
+            self.keep(second, &snapshot, users);
             done.push(self.close(second, 1.0, snapshot, users));
         }
         if upto != u64::MAX {
@@ -284,13 +284,13 @@ impl Collector {
     }
 
     /// Keeps a closed interval's snapshot for [`Collector::take_closed`],
-    /// when asked to.
-    fn keep(&mut self, second: u64, snapshot: &Snapshot) {
+    /// when asked to, with the users of every source in it (merging
+    /// snapshots does not add users up: the collector does, per second).
+    fn keep(&mut self, second: u64, snapshot: &Snapshot, users: u64) {
         if self.keep_closed {
-            self.closed_snapshots.push(IntervalSnapshot {
-                second,
-                snapshot: snapshot.clone(),
-            });
+            let mut snapshot = snapshot.clone();
+            snapshot.active_users = users;
+            self.closed_snapshots.push(IntervalSnapshot { second, snapshot });
         }
     }
 
@@ -658,10 +658,12 @@ mod tests {
                 finish(worker, &plan, elapsed),
                 finish(coordinator, &plan, elapsed),
             );
-            let spans = |s: &RunSummary| -> Vec<(u64, f64, u64)> {
+            // Users too: merging snapshots does not add them up, so the
+            // streamed ones must carry each second's sum.
+            let spans = |s: &RunSummary| -> Vec<(u64, f64, u64, u64)> {
                 s.series
                     .iter()
-                    .map(|p| (p.t, p.span_s, p.requests))
+                    .map(|p| (p.t, p.span_s, p.requests, p.users))
                     .collect()
             };
             assert_eq!(spans(&a), spans(&b), "ending at {end_ms} ms");
