@@ -421,32 +421,41 @@ fn quick_scenario(url: &str) -> Result<String, String> {
 const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// First Ctrl-C or SIGTERM: stop the run and report. Another, a second or
-/// more later: quit now.
-pub(super) async fn watch_signals(shutdown: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let next_signal = async |term: &mut Option<tokio::signal::unix::Signal>| {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
+/// more later: quit now. The handlers are installed when this is called
+/// (within the runtime), not when the returned task first runs: a signal
+/// that arrived in between would kill the process without a report.
+pub(super) fn watch_signals(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        async fn recv(signal: &mut Option<Signal>) {
+            match signal.as_mut() {
+                Some(s) => {
+                    s.recv().await;
                 }
-            } => {}
+                None => std::future::pending::<()>().await,
+            }
         }
-    };
-    next_signal(&mut term).await;
-    eprintln!(
+        let mut next_signal = async || {
+            tokio::select! {
+                _ = recv(&mut interrupt) => {}
+                _ = recv(&mut terminate) => {}
+            }
+        };
+        next_signal().await;
+        eprintln!(
         "\nstopping: finishing in-flight requests, then reporting (signal again to quit at once)"
     );
-    shutdown.cancel();
-    let first = std::time::Instant::now();
-    loop {
-        next_signal(&mut term).await;
-        if first.elapsed() >= SECOND_SIGNAL_AFTER {
-            break;
+        shutdown.cancel();
+        let first = std::time::Instant::now();
+        loop {
+            next_signal().await;
+            if first.elapsed() >= SECOND_SIGNAL_AFTER {
+                break;
+            }
         }
+        eprintln!("quitting without a report");
+        std::process::exit(Exit::Interrupted as i32);
     }
-    eprintln!("quitting without a report");
-    std::process::exit(Exit::Interrupted as i32);
 }
