@@ -127,7 +127,11 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<Exit> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let outcome = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(super::run::watch_signals(shutdown.clone()));
+        let stopping = match request {
+            Some(_) => "the run's workers stop, and what they ran is reported",
+            None => "the coordinator closes its API",
+        };
+        tokio::spawn(super::run::watch_signals(shutdown.clone(), stopping));
         let serving = CancellationToken::new();
         let coordinator = Coordinator::start(config, serving.clone());
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -166,7 +166,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .context("starting the async runtime")?;
     let summary = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
+        tokio::spawn(watch_signals(shutdown.clone(), STOPPING_RUN));
         let mut display = ProgressDisplay::new(args.quiet, plan.load.duration);
         let latest = report::prometheus::Latest::default();
         let stop_serving = CancellationToken::new();
@@ -232,7 +232,7 @@ fn run_remote(args: RunArgs) -> anyhow::Result<Exit> {
         let created: RunCreated = client.post("/api/runs", &request).await?;
         eprintln!("submitted run {} to {}", created.run_id, client.url());
         let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
+        tokio::spawn(watch_signals(shutdown.clone(), STOPPING_RUN));
         let mut display = ProgressDisplay::new(args.quiet, None);
         let followed = super::distributed::Followed::Remote(&client, created.run_id);
         let outcome = super::distributed::follow(followed, &mut display, shutdown).await;
@@ -415,6 +415,9 @@ fn quick_scenario(url: &str) -> Result<String, String> {
     ))
 }
 
+/// What a first signal does to a run.
+pub(super) const STOPPING_RUN: &str = "finishing in-flight requests, then reporting";
+
 /// A signal this soon after the first is the same request delivered twice
 /// (a terminal signals the whole process group, and `timeout` forwards
 /// what it receives to its child), not a second request.
@@ -424,7 +427,10 @@ const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_secs(
 /// more later: quit now. The handlers are installed when this is called
 /// (within the runtime), not when the returned task first runs: a signal
 /// that arrived in between would kill the process without a report.
-pub(super) fn watch_signals(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
+pub(super) fn watch_signals(
+    shutdown: CancellationToken,
+    stopping: &'static str,
+) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, Signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).ok();
     let mut terminate = signal(SignalKind::terminate()).ok();
@@ -444,9 +450,7 @@ pub(super) fn watch_signals(shutdown: CancellationToken) -> impl std::future::Fu
             }
         };
         next_signal().await;
-        eprintln!(
-        "\nstopping: finishing in-flight requests, then reporting (signal again to quit at once)"
-    );
+        eprintln!("\nstopping: {stopping} (signal again to quit at once)");
         shutdown.cancel();
         let first = std::time::Instant::now();
         loop {

@@ -89,7 +89,10 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<Exit> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(super::run::watch_signals(shutdown.clone()));
+        tokio::spawn(super::run::watch_signals(
+            shutdown.clone(),
+            "the current run ends, and what it ran is sent to the coordinator",
+        ));
         worker::run(config, shutdown).await
     })?;
     runtime.shutdown_background();
