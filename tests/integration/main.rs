@@ -12,6 +12,7 @@ mod patterns;
 mod properties;
 mod reports;
 mod run;
+mod schema;
 mod series;
 mod server;
 mod validate;
