@@ -306,7 +306,7 @@ pub struct McpSession {
 pub struct Step {
     /// The step's row in reports; steps with the same name share it, and
     /// thresholds name it as `step:NAME`.
-    #[schemars(extend("x-default" = "the method and path (`GET /api/items`); for MCP steps the method, and the tool or resource (`tools/call add`)", "examples" = ["list items"]))]
+    #[schemars(extend("x-default" = "the method and path (`GET /api/items`); for MCP steps the method, and the tool or prompt it names (`tools/call add`)", "examples" = ["list items"]))]
     pub name: Option<String>,
     /// What the step sends.
     #[schemars(extend("default" = "http", "examples" = ["mcp"]))]
@@ -317,12 +317,14 @@ pub struct Step {
     /// `notifications/` is sent as a notification.
     #[schemars(extend("x-default" = "`\"GET\"` (HTTP steps)", "examples" = ["POST", "tools/call"]))]
     pub method: Option<String>,
-    /// Joined to the base URL; starts with `/`, may hold a query. HTTP
+    /// Joined to the base URL; starts with `/` (or with a template that
+    /// renders one), may hold a query. HTTP
     /// steps need it; for MCP steps it is the MCP endpoint, which the
     /// flow's first MCP step gives and the others share.
     #[schemars(extend("examples" = ["/api/items?page={{ random(1, 10) }}"]))]
     pub path: Option<Template>,
-    /// Headers for this step, added to (or replacing) `[target]` headers.
+    /// Headers for this step, added to `[target]` headers (a header of the
+    /// same name replaces the target's).
     #[schemars(extend("examples" = [{ "X-User": "{{ accounts.user }}" }]))]
     pub headers: Option<Headers>,
     /// HTTP steps: the request body, as written; a template.
