@@ -83,9 +83,9 @@ pub struct Scenario {
     #[schemars(extend("examples" = [{ "page_size": 20, "region": "eu" }]))]
     pub vars: Option<BTreeMap<String, serde_json::Value>>,
     /// Data feeders: CSV files whose rows iterations take in turn.
-    pub data: Option<OneOrMany<Data>>,
+    pub data: Option<Tables<Data>>,
     /// The classes of user; each runs its steps in order, again and again.
-    pub flow: Option<OneOrMany<Flow>>,
+    pub flow: Option<Tables<Flow>>,
     /// Headers and variables whose values never appear in reports, logs or
     /// error messages, besides `Authorization`, `Proxy-Authorization`,
     /// `Cookie` and `Set-Cookie`, which never do: a header name, a `[vars]`
@@ -185,7 +185,7 @@ pub struct Load {
     /// Pattern stages: linear from 0 to the first stage's target, then
     /// from each target to the next; a `"0s"` stage jumps. The stages set
     /// the duration.
-    pub stages: Option<OneOrMany<Stage>>,
+    pub stages: Option<Tables<Stage>>,
     /// Patterns spike and burst: the load outside the spike or bursts
     /// (default 0); pattern wave: the middle of the wave (needed).
     #[schemars(range(min = 0), extend("examples" = [10]))]
@@ -278,7 +278,7 @@ pub struct Flow {
     pub think_time: Option<ThinkTime>,
     pub mcp: Option<McpSession>,
     /// The flow's requests, in order. A failed step ends the iteration.
-    pub step: Option<OneOrMany<Step>>,
+    pub step: Option<Tables<Step>>,
 }
 
 /// A flow's `mcp = { … }`: how its users hold their MCP sessions (for
@@ -552,9 +552,8 @@ impl JsonSchema for Percent {
     }
 }
 
-/// One `T`, or an array of them: the reader takes a single table where an
-/// array of tables is usual (`[data]` for `[[data]]`), and a single string
-/// or status where a list is.
+/// One `T`, or an array of them: the reader takes a single string or
+/// status where a list is usual.
 pub struct OneOrMany<T>(PhantomData<T>);
 
 impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
@@ -569,6 +568,33 @@ impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let one = generator.subschema_for::<T>();
         json_schema!({ "anyOf": [one, { "type": "array", "items": one }] })
+    }
+}
+
+/// An array of tables (`[[flow]]`), or a single table (`[flow]`), which
+/// the reader takes too. Not an `anyOf`, as for [`OneOrMany`]: a problem
+/// deep in one step would then be reported against the whole array, so
+/// the array is checked by `items` (where editors also look for
+/// completions) and the single table by `then`.
+pub struct Tables<T>(PhantomData<T>);
+
+impl<T: JsonSchema> JsonSchema for Tables<T> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("Tables_{}", T::schema_name()).into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let one = generator.subschema_for::<T>();
+        json_schema!({
+            "items": one,
+            "if": { "type": "object" },
+            "then": one,
+            "else": { "type": "array" }
+        })
     }
 }
 

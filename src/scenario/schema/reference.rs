@@ -306,6 +306,10 @@ pub fn type_name(root: &Value, schema: &Value) -> String {
     if s.get("properties").is_some() {
         return "table".to_string();
     }
+    if let (Some(items), Some(single)) = (s.get("items"), s.get("then")) {
+        let (item, single) = (type_name(root, items), type_name(root, single));
+        return format!("array of {} (or one {single})", plural(&item));
+    }
     let values = choices(s);
     if !values.is_empty() {
         let shown: Vec<String> = values
