@@ -1,6 +1,6 @@
 //! The scenario file as a JSON Schema, for editors (`loadctl validate
 //! --print-schema`) and for the scenario reference, `docs/scenario.md`
-//! ([`reference`]).
+//! ([`mod@reference`]).
 //!
 //! The reader reads TOML key by key with spans and never deserializes into
 //! types, so the schema has its own: the types below mirror every table and
