@@ -4,6 +4,8 @@
 //! template reading an unset environment variable is a warning here (and an
 //! error in `run`). A file over 10 MiB is refused, and at most the first
 //! 50 problems of a file are printed, then a count of the rest.
+//! `--print-schema` prints the scenario files' JSON Schema
+//! ([`crate::scenario::schema`]) instead, for editors.
 
 use std::path::PathBuf;
 
@@ -19,11 +21,15 @@ use crate::validate::{check_file, Problem};
 pub struct ValidateArgs {
     /// Scenario files to check. A file over 10 MiB is refused (for `run` too); of a file's
     /// problems, the first 50 are listed, then a count of the rest
-    #[arg(required = true)]
+    #[arg(required_unless_present = "print_schema")]
     files: Vec<PathBuf>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Print the JSON Schema of scenario files (draft-07) instead of checking files, for
+    /// editors: save it and point a `#:schema` line or a Taplo rule at it (docs/scenario.md)
+    #[arg(long, conflicts_with = "files")]
+    print_schema: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -49,6 +55,11 @@ struct FileReport {
 }
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
+    if args.print_schema {
+        let schema = crate::scenario::schema::json_schema();
+        println!("{}", serde_json::to_string_pretty(&schema)?);
+        return Ok(Exit::Success);
+    }
     let mut report = Report {
         valid: true,
         files: Vec::new(),

@@ -5,8 +5,11 @@
 //! value types and collecting every problem it meets. Nothing here judges
 //! meaning (is a duration valid, does a threshold name a real step): that is
 //! `plan`'s job, which is why durations and counts stay raw here.
+//! [`schema`] describes the same keys as a JSON Schema, for editors and
+//! for the scenario reference.
 
 mod read;
+pub mod schema;
 
 use std::path::Path;
 

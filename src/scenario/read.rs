@@ -538,6 +538,8 @@ impl<'t, 'i, 'd> TableReader<'t, 'i, 'd> {
     /// Reports every key of the table that no reader asked for.
     fn finish(self) {
         let _ = &self.span;
+        #[cfg(test)]
+        keys_asked::record(&self.context, &self.seen);
         for (key, _) in self.table.iter() {
             let name = key.get_ref().as_ref();
             if self.seen.contains(&name) {
@@ -551,6 +553,26 @@ impl<'t, 'i, 'd> TableReader<'t, 'i, 'd> {
             }
             self.diags.error(key.span(), message);
         }
+    }
+}
+
+/// For the schema's drift test: the keys each [`TableReader`] of this
+/// thread asked for, by its table's context (`[target]`, `extract.id`).
+#[cfg(test)]
+pub(super) mod keys_asked {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static ASKED: RefCell<Vec<(String, Vec<&'static str>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn record(context: &str, keys: &[&'static str]) {
+        ASKED.with(|a| a.borrow_mut().push((context.to_string(), keys.to_vec())));
+    }
+
+    /// What was recorded since the last call.
+    pub(in crate::scenario) fn take() -> Vec<(String, Vec<&'static str>)> {
+        ASKED.with(|a| std::mem::take(&mut *a.borrow_mut()))
     }
 }
 

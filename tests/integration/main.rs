@@ -2,6 +2,7 @@
 //! servers on 127.0.0.1 (port 0) and the built-in demo target.
 
 mod docs;
+mod examples;
 mod faults;
 mod handle;
 mod init;
@@ -12,6 +13,7 @@ mod patterns;
 mod properties;
 mod reports;
 mod run;
+mod schema;
 mod series;
 mod server;
 mod validate;
