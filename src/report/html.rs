@@ -73,6 +73,26 @@ struct View {
     failures_more: usize,
     version: String,
     schema_version: u32,
+    /// The summary's warnings (a saturated generator, a lost worker).
+    warnings: Vec<String>,
+    /// Why a distributed run failed.
+    failed: Option<String>,
+    /// A distributed run's workers.
+    workers: Vec<WorkerRow>,
+    distribution: String,
+}
+
+#[derive(Serialize)]
+struct WorkerRow {
+    name: String,
+    labels: String,
+    share: String,
+    requests: String,
+    failures: String,
+    cpu_mean: String,
+    cpu_peak: String,
+    state: String,
+    bad: bool,
 }
 
 #[derive(Serialize)]
@@ -164,11 +184,41 @@ struct FailureRow {
     seen: String,
 }
 
+fn worker_row(w: &crate::metrics::summary::WorkerReport) -> WorkerRow {
+    let percent = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}%", v * 100.0));
+    let state = match (w.lost_at_s, &w.error) {
+        (Some(at), _) => format!("{} at {}", w.state, seconds(at)),
+        (None, Some(error)) => format!("{}: {error}", w.state),
+        (None, None) => w.state.clone(),
+    };
+    WorkerRow {
+        name: w.name.clone(),
+        labels: w
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        share: format!("{:.1}%", w.share * 100.0),
+        requests: grouped(w.requests),
+        failures: grouped(w.failures),
+        cpu_mean: percent(w.cpu_mean),
+        cpu_peak: percent(w.cpu_peak),
+        bad: w.state != "done",
+        state,
+    }
+}
+
 fn view(s: &RunSummary) -> View {
     let run = &s.run;
     let open = run.model == "open";
     let failed = s.thresholds.iter().filter(|t| !t.passed).count();
-    let verdict = if s.thresholds.is_empty() {
+    let verdict = if s.verdict() == crate::metrics::summary::Verdict::Failed {
+        Verdict {
+            class: "fail",
+            text: "the run failed".to_string(),
+        }
+    } else if s.thresholds.is_empty() {
         Verdict {
             class: "none",
             text: "no thresholds set".to_string(),
@@ -249,7 +299,17 @@ fn view(s: &RunSummary) -> View {
         });
     }
     let more = s.failures.len().saturating_sub(FAILURE_ROWS);
+    let distribution = s.distribution.as_ref();
     View {
+        warnings: s.warnings.clone(),
+        failed: distribution.and_then(|d| d.failed.clone()),
+        workers: distribution.map_or_else(Vec::new, |d| d.workers.iter().map(worker_row).collect()),
+        distribution: distribution.map_or_else(String::new, |d| {
+            format!(
+                "{} strategy, on_worker_lost = {}",
+                d.strategy, d.on_worker_lost
+            )
+        }),
         name: run.name.clone(),
         interrupted: run.interrupted,
         elapsed: seconds(run.elapsed_s),
@@ -1033,6 +1093,37 @@ mod tests {
         ] {
             assert!(!html.contains(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_distributed_runs_workers_and_warnings_are_shown() {
+        let mut summary = test_summary();
+        summary.warnings = vec!["worker w2 was lost at 4.0s".to_string()];
+        summary.distribution = Some(crate::metrics::summary::DistributionReport {
+            strategy: "even".to_string(),
+            on_worker_lost: "fail".to_string(),
+            failed: Some("worker w2 was lost".to_string()),
+            workers: vec![crate::metrics::summary::WorkerReport {
+                name: "w2".to_string(),
+                state: "lost".to_string(),
+                share: 0.5,
+                requests: 1234,
+                lost_at_s: Some(4.0),
+                ..Default::default()
+            }],
+        });
+        let page = render(&summary).unwrap();
+        assert!(page.contains("<h2>Workers</h2>"), "{page}");
+        assert!(
+            page.contains("lost at 4.0 s")
+                || page.contains("lost at 4s")
+                || page.contains("lost at 4")
+        );
+        assert!(page.contains("<strong>Warning.</strong> worker w2 was lost at 4.0s"));
+        assert!(page.contains("<strong>Failed.</strong> worker w2 was lost"));
+        assert!(page.contains("the run failed"));
+        let plain = render(&test_summary()).unwrap();
+        assert!(!plain.contains("<h2>Workers</h2>") && !plain.contains("Warning."));
     }
 
     #[test]

@@ -217,6 +217,34 @@ mod tests {
     }
 
     #[test]
+    fn workers_and_warnings_follow_the_thresholds() {
+        let mut summary = test_summary();
+        summary.warnings = vec!["the load generator used 90% or more of its CPU".to_string()];
+        summary.distribution = Some(DistributionReport {
+            strategy: "even".to_string(),
+            on_worker_lost: "rebalance".to_string(),
+            failed: None,
+            workers: vec![crate::metrics::summary::WorkerReport {
+                name: "w1".to_string(),
+                state: "lost".to_string(),
+                share: 1.0 / 3.0,
+                lost_at_s: Some(8.52),
+                ..Default::default()
+            }],
+        });
+        let text = render(&summary);
+        assert!(
+            text.contains("workers (even strategy, on_worker_lost = rebalance):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("33.3%") && text.contains("lost at 8.5s"),
+            "{text}"
+        );
+        assert!(text.ends_with("\nwarning: the load generator used 90% or more of its CPU\n"));
+    }
+
+    #[test]
     fn thresholds_show_the_observed_value_or_why_there_is_none() {
         let summary = crate::report::no_data_summary();
         let text = render(&summary);
