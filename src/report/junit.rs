@@ -4,7 +4,10 @@
 //! One `<testsuite>` per run, named after the scenario, and one
 //! `<testcase>` per threshold, named `metric: expression`. A failing
 //! threshold carries `<failure message="…">` with the observed value and
-//! its unit. quick-xml does the escaping.
+//! its unit. A distributed run that failed (a lost worker under
+//! `on_worker_lost = "fail"`, its last worker lost) adds a test case
+//! `distributed run` with an `<error>` saying why. quick-xml does the
+//! escaping.
 
 use std::io::Write;
 
@@ -15,7 +18,12 @@ use crate::metrics::summary::{RunSummary, Unit};
 
 pub fn write(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
     let run = &summary.run;
-    let tests = summary.thresholds.len().to_string();
+    let failed_run = summary
+        .distribution
+        .as_ref()
+        .and_then(|d| d.failed.as_deref());
+    let tests = (summary.thresholds.len() + usize::from(failed_run.is_some())).to_string();
+    let errors = usize::from(failed_run.is_some()).to_string();
     let failures = summary
         .thresholds
         .iter()
@@ -31,7 +39,7 @@ pub fn write(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
             ("name", "loadctl"),
             ("tests", tests.as_str()),
             ("failures", failures.as_str()),
-            ("errors", "0"),
+            ("errors", errors.as_str()),
             ("time", time.as_str()),
         ])
         .write_inner_content(|xml| {
@@ -40,7 +48,7 @@ pub fn write(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
                     ("name", run.name.as_str()),
                     ("tests", tests.as_str()),
                     ("failures", failures.as_str()),
-                    ("errors", "0"),
+                    ("errors", errors.as_str()),
                     ("skipped", "0"),
                     ("time", time.as_str()),
                     ("timestamp", run.started_at.as_str()),
@@ -64,6 +72,20 @@ pub fn write(summary: &RunSummary, out: &mut dyn Write) -> std::io::Result<()> {
                             }
                             Ok(())
                         })?;
+                    if let Some(why) = failed_run {
+                        xml.create_element("testcase")
+                            .with_attributes([
+                                ("name", "distributed run"),
+                                ("classname", classname.as_str()),
+                                ("time", time.as_str()),
+                            ])
+                            .write_inner_content(|xml| {
+                                xml.create_element("error")
+                                    .with_attributes([("message", why), ("type", "failed")])
+                                    .write_empty()?;
+                                Ok(())
+                            })?;
+                    }
                     for t in &summary.thresholds {
                         let name = format!("{}: {}", t.metric, t.expression);
                         let case = xml.create_element("testcase").with_attributes([
@@ -181,6 +203,21 @@ mod tests {
             Some("not evaluated, no data: step `create, new` sent no request")
         );
         assert!(xml.contains("observed: no data"), "{xml}");
+    }
+
+    #[test]
+    fn a_failed_distributed_run_is_an_error() {
+        let mut summary = crate::report::test_summary();
+        summary.distribution = Some(crate::metrics::summary::DistributionReport {
+            failed: Some("worker w1 was lost at 3.0s, and on_worker_lost = \"fail\"".into()),
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        write(&summary, &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(xml.contains(r#"errors="1""#), "{xml}");
+        assert!(xml.contains(r#"<testcase name="distributed run""#), "{xml}");
+        assert!(xml.contains("on_worker_lost = &quot;fail&quot;"), "{xml}");
     }
 
     #[test]
