@@ -213,7 +213,7 @@ mod tests {
             ..Default::default()
         });
         let mut out = Vec::new();
-        write(&summary, &mut out).unwrap();
+        super::write(&summary, &mut out).unwrap();
         let xml = String::from_utf8(out).unwrap();
         assert!(xml.contains(r#"errors="1""#), "{xml}");
         assert!(xml.contains(r#"<testcase name="distributed run""#), "{xml}");
