@@ -4,11 +4,13 @@
 //! flags into core calls (`scenario::load`, `plan::compile`, `runner::run`,
 //! `report::*`) and results into output and an [`Exit`] code.
 
+mod completions;
 mod hints;
 mod init;
 mod report;
 mod run;
 mod serve_mcp;
+mod terminal;
 mod validate;
 
 use std::process::ExitCode;
@@ -66,7 +68,8 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(
     name = "loadctl",
-    version,
+    // The package version, and the commit when built from a checkout (build.rs).
+    version = env!("LOADCTL_BUILD_VERSION"),
     about = "Load-test HTTP services from declarative TOML scenarios",
     after_help = EXIT_CODES,
     propagate_version = true
@@ -74,6 +77,8 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: terminal::GlobalArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +96,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Serve AI agents over MCP on stdio: create, validate, run and read load tests within set limits
     ServeMcp(serve_mcp::ServeMcpArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, powershell, elvish)
+    Completions(completions::CompletionsArgs),
 }
 
 /// The clap definition of the whole command line, for generated docs
@@ -117,12 +124,14 @@ pub fn main() -> ExitCode {
             .into();
         }
     };
+    terminal::init(&cli.global);
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Validate(args) => validate::validate(args),
         Command::Init(args) => init::init(args),
         Command::Report(args) => report::report(args),
         Command::ServeMcp(args) => serve_mcp::serve_mcp(args),
+        Command::Completions(args) => completions::completions(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -5,12 +5,13 @@
 //! error in `run`). A file over 10 MiB is refused, and at most the first
 //! 50 problems of a file are printed, then a count of the rest.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::Exit;
+use super::{terminal, Exit};
 use crate::diag::Severity;
 use crate::plan::{Inputs, Overrides};
 use crate::validate::{check_file, Problem};
@@ -64,7 +65,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
                     eprintln!("{line}");
                 }
                 if valid {
-                    println!("{}: ok", path.display());
+                    writeln!(terminal::stdout(), "{}: ok", path.display())?;
                 }
             }
             Format::Json => report.files.push(FileReport {
@@ -76,7 +77,11 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
         }
     }
     if let Format::Json = args.format {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(
+            terminal::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&report)?
+        )?;
     }
     Ok(if report.valid {
         Exit::Success
