@@ -2,7 +2,9 @@
 //!
 //! Each subcommand lives in its own file and is a thin adapter: it turns
 //! flags into core calls (`scenario::load`, `plan::compile`, `runner::run`,
-//! `report::*`) and results into output and an [`Exit`] code.
+//! `report::*`) and results into output and an [`Exit`] code. What they
+//! all share, the global flags (`--quiet`, `--log-level`), logging, colour
+//! and a standard output that tolerates a closed pipe, is `terminal`.
 
 mod completions;
 mod hints;
