@@ -115,6 +115,7 @@ pub async fn start() -> std::io::Result<DemoServer> {
 /// Serves the demo API on an already bound listener.
 pub fn serve(listener: TcpListener) -> std::io::Result<DemoServer> {
     let addr = listener.local_addr()?;
+    tracing::debug!(%addr, "demo target listening");
     let stop = CancellationToken::new();
     let served = Arc::new(AtomicU64::new(0));
     let mcp = Arc::new(McpCounts::default());

@@ -55,9 +55,6 @@ pub struct CoordinatorArgs {
     load: LoadFlags,
     #[command(flatten)]
     output: OutputFlags,
-    /// No live progress on stderr (the summary is still printed)
-    #[arg(short, long)]
-    quiet: bool,
 }
 
 pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<Exit> {
@@ -160,7 +157,7 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<Exit> {
                     args.expect_workers.unwrap_or(1),
                     crate::units::fmt_duration(timeout)
                 );
-                let mut display = ProgressDisplay::new(args.quiet, None);
+                let mut display = ProgressDisplay::new(super::terminal::quiet(), None);
                 let followed = super::distributed::Followed::Local(&coordinator, id);
                 let outcome = super::distributed::follow(followed, &mut display, shutdown).await;
                 display.finish();

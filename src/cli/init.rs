@@ -4,7 +4,6 @@
 //! into them are [`crate::preset`]; this file turns flags into its
 //! parameters and writes the result.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -61,7 +60,7 @@ pub fn init(args: InitArgs) -> anyhow::Result<Exit> {
         }
     };
     if args.output.as_os_str() == "-" {
-        std::io::stdout().write_all(text.as_bytes())?;
+        super::terminal::print(&text)?;
         return Ok(Exit::Success);
     }
     if args.output.exists() && !args.force {
@@ -73,9 +72,9 @@ pub fn init(args: InitArgs) -> anyhow::Result<Exit> {
     }
     crate::report::write_atomic(&args.output, |w| w.write_all(text.as_bytes()))
         .with_context(|| format!("writing {}", args.output.display()))?;
-    eprintln!(
+    super::terminal::note(format_args!(
         "wrote {}; check it with `loadctl validate {0}` and run it with `loadctl run {0}`",
         args.output.display()
-    );
+    ));
     Ok(Exit::Success)
 }

@@ -2,8 +2,11 @@
 //!
 //! Each subcommand lives in its own file and is a thin adapter: it turns
 //! flags into core calls (`scenario::load`, `plan::compile`, `runner::run`,
-//! `report::*`) and results into output and an [`Exit`] code.
+//! `report::*`) and results into output and an [`Exit`] code. What they
+//! all share, the global flags (`--quiet`, `--log-level`), logging, colour
+//! and a standard output that tolerates a closed pipe, is `terminal`.
 
+mod completions;
 mod coordinator;
 mod distributed;
 mod hints;
@@ -11,6 +14,7 @@ mod init;
 mod report;
 mod run;
 mod serve_mcp;
+mod terminal;
 mod validate;
 mod worker;
 
@@ -70,7 +74,8 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(
     name = "loadctl",
-    version,
+    // The package version, and the commit when built from a checkout (build.rs).
+    version = env!("LOADCTL_BUILD_VERSION"),
     about = "Load-test HTTP services from declarative TOML scenarios",
     after_help = EXIT_CODES,
     propagate_version = true
@@ -78,6 +83,8 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: terminal::GlobalArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +107,8 @@ enum Command {
     Coordinator(Box<coordinator::CoordinatorArgs>),
     /// Join a coordinator and run the parts of its runs it assigns
     Worker(worker::WorkerArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, powershell, elvish)
+    Completions(completions::CompletionsArgs),
 }
 
 /// The clap definition of the whole command line, for generated docs
@@ -126,6 +135,7 @@ pub fn main() -> ExitCode {
             .into();
         }
     };
+    terminal::init(&cli.global);
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Validate(args) => validate::validate(args),
@@ -134,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::ServeMcp(args) => serve_mcp::serve_mcp(args),
         Command::Coordinator(args) => coordinator::coordinator(*args),
         Command::Worker(args) => worker::worker(args),
+        Command::Completions(args) => completions::completions(args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::Exit;
+use super::{terminal, Exit};
+use crate::metrics::summary::RunSummary;
 use crate::report::{self, compare, Format};
 use crate::store;
 
@@ -64,14 +65,14 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
     let Some(path) = &args.summary else {
         unreachable!("clap requires a summary unless --compare is given");
     };
-    let summary = match store::read_summary(path) {
+    let summary = match read(path) {
         Ok(s) => s,
         Err(e) => return Ok(invalid(e)),
     };
     match &args.output {
         Some(target) => {
             for written in report::write_format(&summary, args.format, target)? {
-                eprintln!("wrote {}", written.display());
+                terminal::note(format_args!("wrote {}", written.display()));
             }
         }
         None => {
@@ -80,7 +81,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
                     "--format csv writes three files: give their prefix with -o PREFIX",
                 ));
             };
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = terminal::stdout();
             write(&summary, &mut stdout)?;
             stdout.flush()?;
         }
@@ -93,7 +94,6 @@ fn compare_runs(
     current: &Path,
     rules: &compare::CompareRules,
 ) -> anyhow::Result<Exit> {
-    let read = store::read_summary;
     let (base_summary, current_summary) = match (read(base), read(current)) {
         (Ok(b), Ok(c)) => (b, c),
         (Err(e), _) | (_, Err(e)) => return Ok(invalid(e)),
@@ -105,18 +105,25 @@ fn compare_runs(
         );
     }
     let comparison = compare::compare(&base_summary, &current_summary, rules);
-    print!(
-        "{}",
-        compare::render(
-            &comparison,
-            &base.display().to_string(),
-            &current.display().to_string()
-        )
-    );
+    terminal::print(compare::render(
+        &comparison,
+        &base.display().to_string(),
+        &current.display().to_string(),
+    ))?;
     Ok(if comparison.regressions().next().is_some() {
         Exit::ThresholdsFailed
     } else {
         Exit::Success
+    })
+}
+
+/// The summary at `path` (a file, or the folder `run --out` wrote), or
+/// what is wrong with it and what to give instead.
+fn read(path: &Path) -> Result<RunSummary, String> {
+    store::read_summary(path).map_err(|e| match e {
+        // Says what to do already: upgrade loadctl.
+        store::StoreError::NewerSchema { .. } => e.to_string(),
+        _ => format!("{e}; give the summary.json that `loadctl run --out DIR` wrote, or DIR"),
     })
 }
 

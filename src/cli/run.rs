@@ -37,9 +37,6 @@ pub struct RunArgs {
     /// Serve live Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464
     #[arg(long, env = "LOADCTL_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<String>,
-    /// No live progress on stderr (the summary is still printed)
-    #[arg(short, long)]
-    quiet: bool,
     #[command(flatten)]
     remote: RemoteFlags,
 }
@@ -167,7 +164,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let summary = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone(), STOPPING_RUN));
-        let mut display = ProgressDisplay::new(args.quiet, plan.load.duration);
+        let mut display = ProgressDisplay::new(super::terminal::quiet(), plan.load.duration);
         let latest = report::prometheus::Latest::default();
         let stop_serving = CancellationToken::new();
         if let Some(listener) = metrics_listener {
@@ -230,10 +227,14 @@ fn run_remote(args: RunArgs) -> anyhow::Result<Exit> {
         )
         .await?;
         let created: RunCreated = client.post("/api/runs", &request).await?;
-        eprintln!("submitted run {} to {}", created.run_id, client.url());
+        super::terminal::note(format_args!(
+            "submitted run {} to {}",
+            created.run_id,
+            client.url()
+        ));
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone(), STOPPING_RUN));
-        let mut display = ProgressDisplay::new(args.quiet, None);
+        let mut display = ProgressDisplay::new(super::terminal::quiet(), None);
         let followed = super::distributed::Followed::Remote(&client, created.run_id);
         let outcome = super::distributed::follow(followed, &mut display, shutdown).await;
         display.finish();
@@ -279,7 +280,7 @@ impl OutputFlags {
     /// Prints the summary table, writes the result files, and says how the
     /// run ended as an exit code.
     pub fn finish(&self, summary: &RunSummary) -> anyhow::Result<Exit> {
-        print!("{}", report::table::render(summary));
+        super::terminal::print(report::table::render(summary))?;
         self.write(summary)?;
         let totals = &summary.totals;
         if totals.requests > 0
@@ -297,7 +298,7 @@ impl OutputFlags {
     fn write(&self, summary: &RunSummary) -> anyhow::Result<()> {
         if let Some(out) = &self.out {
             report::write_dir(summary, out)?;
-            eprintln!(
+            super::terminal::note(format_args!(
                 "wrote {}: {}",
                 out.display(),
                 report::OUTPUTS
@@ -305,11 +306,11 @@ impl OutputFlags {
                     .map(|o| o.path_in(Path::new("")).display().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            ));
         }
         if let Some(prefix) = &self.csv {
             for path in report::write_format(summary, report::Format::Csv, prefix)? {
-                eprintln!("wrote {}", path.display());
+                super::terminal::note(format_args!("wrote {}", path.display()));
             }
         }
         Ok(())
@@ -343,13 +344,20 @@ impl OutputFlags {
             .and_then(|prefix| prefix.parent())
             .filter(|dir| !dir.as_os_str().is_empty());
         for dir in self.out.iter().map(PathBuf::as_path).chain(csv_dir) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the output folder {}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create the output folder {}: {e}; choose another with --out or --csv",
+                    dir.display()
+                )
+            })?;
             // A folder that exists but cannot be written would lose the results
             // after the run: try a write now.
             let probe = dir.join(format!(".loadctl-probe-{}", std::process::id()));
-            std::fs::write(&probe, b"").with_context(|| {
-                format!("the output folder {} cannot be written", dir.display())
+            std::fs::write(&probe, b"").map_err(|e| {
+                anyhow::anyhow!(
+                    "the output folder {} cannot be written: {e}; choose another with --out or --csv",
+                    dir.display()
+                )
             })?;
             let _ = std::fs::remove_file(&probe);
         }
@@ -373,7 +381,8 @@ fn check(
     if !arg.exists() {
         if let Some((scheme, _)) = text.split_once("://") {
             return Err(format!(
-                "`{text}` is not a file, and loadctl tests http and https URLs, not {scheme}"
+                "`{text}` is not a file, and loadctl tests http and https URLs, not {scheme}: \
+                 give a scenario file or an http:// or https:// URL"
             ));
         }
         let host_port = text.split_once(':').is_some_and(|(_, port)| {
@@ -386,6 +395,10 @@ fn check(
                 "`{text}` is not a file; to test a URL, give its scheme: loadctl run http://{text}"
             ));
         }
+        return Err(format!(
+            "`{text}` does not exist: give a scenario file (`loadctl init` writes a starter one) \
+             or a URL to test, e.g. loadctl run http://127.0.0.1:8080/"
+        ));
     }
     let inputs = crate::plan::Inputs::for_cli(Some(arg), unset_env);
     Ok(crate::validate::check_file(arg, overrides, &inputs))

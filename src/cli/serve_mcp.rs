@@ -61,7 +61,7 @@ pub fn serve_mcp(args: ServeMcpArgs) -> anyhow::Result<Exit> {
         }
     };
     let limits = agent.limits();
-    eprintln!(
+    super::terminal::note(format_args!(
         "loadctl serve-mcp {}: on stdio; runs saved in {}; hosts {}; at most {} users, {}/s, {}, {} run(s) at a time",
         env!("CARGO_PKG_VERSION"),
         runs_dir.display(),
@@ -70,7 +70,7 @@ pub fn serve_mcp(args: ServeMcpArgs) -> anyhow::Result<Exit> {
         limits.max_rate,
         limits.max_duration,
         limits.max_concurrent_runs
-    );
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

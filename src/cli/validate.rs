@@ -7,12 +7,13 @@
 //! `--print-schema` prints the scenario files' JSON Schema
 //! ([`crate::scenario::schema`]) instead, for editors.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::Exit;
+use super::{terminal, Exit};
 use crate::diag::Severity;
 use crate::plan::{Inputs, Overrides};
 use crate::validate::{check_file, Problem};
@@ -75,7 +76,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
                     eprintln!("{line}");
                 }
                 if valid {
-                    println!("{}: ok", path.display());
+                    writeln!(terminal::stdout(), "{}: ok", path.display())?;
                 }
             }
             Format::Json => report.files.push(FileReport {
@@ -87,7 +88,11 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
         }
     }
     if let Format::Json = args.format {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(
+            terminal::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&report)?
+        )?;
     }
     Ok(if report.valid {
         Exit::Success

@@ -125,11 +125,17 @@ impl Connector {
         let addrs: Vec<SocketAddr> =
             tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot resolve `{}`: {e}", endpoint.host))?
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot resolve `{}`: {e}; check the host of the base URL",
+                        endpoint.host
+                    )
+                })?
                 .collect();
         if addrs.is_empty() {
             anyhow::bail!("`{}` resolves to no address", endpoint.host);
         }
+        tracing::debug!(host = %endpoint.host, port = endpoint.port, addresses = ?addrs, "target resolved");
         let tls = if endpoint.https {
             Some(tls::Tls::new(&endpoint.host, target)?)
         } else {

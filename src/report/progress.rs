@@ -1,7 +1,11 @@
 //! Live progress on stderr: an indicatif bar on a terminal, a plain line
-//! every few seconds otherwise (CI logs, pipes).
+//! every few seconds otherwise (CI logs, pipes). The bar has no colour, so
+//! `NO_COLOR` has nothing to turn off here. Other lines written to stderr
+//! while the bar is drawn go through [`suspended`], so they do not land in
+//! the middle of it.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,6 +15,20 @@ use crate::units::trim_float;
 
 /// How often the plain-text fallback prints.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// The bar on the terminal now, if any: one per process, since there is
+/// one terminal.
+static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Runs `write` (a log line to stderr, say) with the live bar, if one is
+/// drawn, cleared away first and redrawn after.
+pub fn suspended<R>(write: impl FnOnce() -> R) -> R {
+    let bar = ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bar {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
 
 pub struct ProgressDisplay {
     bar: Option<ProgressBar>,
@@ -37,6 +55,7 @@ impl ProgressDisplay {
                     .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
+            *ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
             bar
         });
         ProgressDisplay {
@@ -65,6 +84,7 @@ impl ProgressDisplay {
 
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
+            ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()).take();
             bar.finish_and_clear();
         }
     }

@@ -195,6 +195,9 @@ pub type Latest = Arc<Mutex<Option<String>>>;
 
 /// Serves `GET /metrics` from `latest` until `shutdown` fires.
 pub async fn serve(listener: TcpListener, latest: Latest, shutdown: CancellationToken) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("live metrics at http://{addr}/metrics");
+    }
     let handle = move |req: Request<Incoming>| {
         let answer = answer(&req, &latest);
         async move { answer }

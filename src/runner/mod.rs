@@ -133,6 +133,7 @@ pub async fn start(
         (policy.0)(connector.addrs()).map_err(anyhow::Error::msg)?;
     }
     let threads = thread_count(&plan, options.threads);
+    tracing::info!(scenario = %plan.name, threads, "run starting");
     // The clock starts once the target is resolved and ready, so set-up
     // time is not taken from the pattern.
     let (start, began) = agreed_start(options.start_at)?;
@@ -210,9 +211,13 @@ pub async fn start(
         // A generator thread that panicked has lost its counts; say so
         // rather than report numbers that look complete.
         if !joined.unwrap_or(false) {
-            anyhow::bail!("a generator thread failed; the counts of this run are incomplete");
+            anyhow::bail!(
+                "a generator thread failed; the counts of this run are incomplete \
+                 (a bug: please report it with the scenario at https://github.com/loadctl/loadctl/issues)"
+            );
         }
         let elapsed = start.elapsed();
+        tracing::info!(elapsed = ?elapsed, interrupted, "run finished");
         if let Some(d) = demo {
             d.stop();
         }

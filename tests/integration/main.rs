@@ -1,6 +1,7 @@
 //! Integration tests: the built `loadctl` binary against in-process test
 //! servers on 127.0.0.1 (port 0) and the built-in demo target.
 
+mod cli_manners;
 mod docs;
 mod examples;
 mod faults;
@@ -31,6 +32,8 @@ pub fn loadctl() -> assert_cmd::Command {
             cmd.env_remove(key);
         }
     }
+    // Diagnostics the developer asked for would land in stderr assertions.
+    cmd.env_remove("RUST_LOG");
     cmd.timeout(Duration::from_secs(60));
     cmd
 }
