@@ -50,6 +50,22 @@ impl Checked {
         !self.diagnostics.has_errors()
     }
 
+    /// The plan, or every error rendered as `file:line:column: error: …`,
+    /// one per line (for a front end that answers with text).
+    pub fn into_plan(self) -> Result<Plan, String> {
+        match self.plan {
+            Some(plan) => Ok(plan),
+            None => Err(self
+                .diagnostics
+                .items()
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| self.source.render(d))
+                .collect::<Vec<_>>()
+                .join("\n")),
+        }
+    }
+
     pub fn problems(&self) -> Vec<Problem> {
         self.diagnostics
             .items()
