@@ -209,11 +209,10 @@ fn worker_row(w: &crate::metrics::summary::WorkerReport) -> WorkerRow {
     }
 }
 
-fn view(s: &RunSummary) -> View {
-    let run = &s.run;
-    let open = run.model == "open";
+/// The headline: failed, or how the thresholds went.
+fn verdict(s: &RunSummary) -> Verdict {
     let failed = s.thresholds.iter().filter(|t| !t.passed).count();
-    let verdict = if s.verdict() == crate::metrics::summary::Verdict::Failed {
+    if s.verdict() == crate::metrics::summary::Verdict::Failed {
         Verdict {
             class: "fail",
             text: "the run failed".to_string(),
@@ -240,7 +239,13 @@ fn view(s: &RunSummary) -> View {
                 plural(n as u64, "threshold", "thresholds")
             ),
         }
-    };
+    }
+}
+
+fn view(s: &RunSummary) -> View {
+    let run = &s.run;
+    let open = run.model == "open";
+    let verdict = verdict(s);
     let mut facts = vec![
         Fact {
             label: "target",
