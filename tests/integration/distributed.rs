@@ -389,16 +389,21 @@ fn assert_merged_is_the_workers_sum(summary: &Value) -> u64 {
 }
 
 #[test]
-fn three_workers_send_exactly_what_the_merged_summary_counts() {
+fn three_workers_send_exactly_what_the_merged_summary_counts_and_never_share_a_row() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
+    // Rows for every request (6 users at most every 20 ms for 3 s), each
+    // to be used once over all workers; the file travels with the run.
+    let rows: String = (0..2000).map(|i| format!("row{i}\n")).collect();
+    write(dir.path(), "accounts.csv", &format!("id\n{rows}"));
+    let data = "[[data]]\nname = \"accounts\"\nfile = \"accounts.csv\"\nmode = \"unique\"\n";
+    let steps = "think_time = \"20ms\"\n  [[flow.step]]\n  path = \"/echo/{{ accounts.id }}\"\n";
     // Six users: each worker runs some of them (users are placed by
     // position, not dealt round-robin, so three would leave one idle).
-    let steps = format!("think_time = \"20ms\"\n{OK_STEP}");
     let file = write(
         dir.path(),
         "s.toml",
-        &scenario(&server.url(), "users = 6\nduration = \"3s\"", &steps, ""),
+        &scenario(&server.url(), "users = 6\nduration = \"3s\"", steps, data),
     );
     let out = dir.path().join("out");
     let (mut coordinator, url) = coordinator(
@@ -425,6 +430,9 @@ fn three_workers_send_exactly_what_the_merged_summary_counts() {
         server.count(),
         "merged count vs what the server saw"
     );
+    let paths = server.paths();
+    let distinct: std::collections::HashSet<&String> = paths.iter().collect();
+    assert_eq!(distinct.len(), paths.len(), "a row was used twice");
     let workers = workers_of(&summary);
     assert_eq!(workers.len(), 3);
     for (name, w) in &workers {
@@ -1036,6 +1044,28 @@ fn run_with_a_coordinator_exits_as_a_local_run_does() {
         assert_eq!(local["thresholds_passed"], remote["thresholds_passed"]);
         assert_eq!(remote["thresholds"][0]["passed"], code == 0);
     }
+    // Interrupted (SIGINT, as Ctrl-C): 130 as locally, the run cancelled
+    // on the workers, and its results still written.
+    let long = write(
+        cluster.dir(),
+        "long.toml",
+        &scenario(&server.url(), "users = 1\nduration = \"60s\"", &steps, ""),
+    );
+    let out = cluster.dir().join("interrupted");
+    let mut run = cluster.submit(&long, &out, &[]);
+    let (before, waiting) = (server.count(), Instant::now());
+    while server.count() == before {
+        assert!(waiting.elapsed() < PATIENCE, "no traffic: {}", run.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::signal(&run.child, "INT");
+    assert_eq!(run.wait(PATIENCE).code(), Some(130), "{}", run.stderr());
+    let interrupted = summary(&out);
+    assert_eq!(interrupted["run"]["interrupted"], true);
+    assert_eq!(
+        assert_merged_is_the_workers_sum(&interrupted),
+        server.count() - before
+    );
 }
 
 #[test]
