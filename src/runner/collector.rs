@@ -290,7 +290,8 @@ impl Collector {
         if self.keep_closed {
             let mut snapshot = snapshot.clone();
             snapshot.active_users = users;
-            self.closed_snapshots.push(IntervalSnapshot { second, snapshot });
+            self.closed_snapshots
+                .push(IntervalSnapshot { second, snapshot });
         }
     }
 
