@@ -889,6 +889,18 @@ fn garbage_and_foreign_snapshots_are_refused_without_harm() {
     }
     let not_a_number = api.post_bytes(&path(0, 1).replace("/0/1", "/x/1"), Vec::new());
     assert_eq!(status_of(not_a_number), http::StatusCode::BAD_REQUEST);
+    // Garbage where the control messages go is refused the same way.
+    for control in [
+        "/api/workers".to_string(),
+        format!("/api/workers/{worker_id}/heartbeat"),
+    ] {
+        let garbage = api.post_bytes(&control, b"{\"name\": [".to_vec());
+        assert_eq!(
+            status_of(garbage),
+            http::StatusCode::BAD_REQUEST,
+            "{control}"
+        );
+    }
 
     // An honest snapshot is taken, and its resend (same number) counted once.
     api.post_bytes(&path(0, 1), wire_snapshot(5, &fingerprint))
