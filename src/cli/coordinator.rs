@@ -115,6 +115,9 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<Exit> {
     let listener = std::net::TcpListener::bind(address)
         .with_context(|| format!("--listen: cannot listen on {address}"))?;
     listener.set_nonblocking(true)?;
+    // The address as bound: with port 0 the OS picks one, and the line
+    // below says which (tests and scripts read it).
+    let address = listener.local_addr().unwrap_or(address);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -157,16 +157,23 @@ impl ApiClient {
         let request = request
             .body(Full::new(body))
             .map_err(|e| ApiError::Invalid(format!("the request to {path}: {e}")))?;
-        let response = self
-            .session
-            .lock()
-            .await
-            .send(request, true)
-            .await
-            .map_err(|(_, message)| ApiError::Unreachable {
-                url: self.url.clone(),
-                message,
-            })?;
+        let mut session = self.session.lock().await;
+        let response =
+            session
+                .send(request, true)
+                .await
+                .map_err(|(_, message)| ApiError::Unreachable {
+                    url: self.url.clone(),
+                    message,
+                })?;
+        if !response.status.is_success() {
+            // A request refused before its body was read (too large, for
+            // an unknown run, without the token) leaves its connection
+            // closed by the server, unnoticed until the next call fails on
+            // it: that one starts on a fresh connection instead.
+            session.close_connection();
+        }
+        drop(session);
         let body = response.body.unwrap_or_default();
         match response.status {
             s if s.is_success() => Ok(body),

@@ -331,24 +331,7 @@ fn a_silent_source_does_not_stall_the_series_and_late_figures_still_count() {
     c.leave(2);
     let points = c.add(1, 4, snapshot(1));
     assert_eq!(points, vec![3]);
-    let info = loadctl::metrics::summary::RunInfo {
-        id: String::new(),
-        name: "t".into(),
-        scenario_file: None,
-        target: "t".into(),
-        http: "auto".into(),
-        model: "closed".into(),
-        pattern: "constant".into(),
-        users: 1,
-        seed: None,
-        duration_s: None,
-        iterations_limit: None,
-        threads: 1,
-        started_at: "2026-01-01T00:00:00Z".into(),
-        ended_at: "2026-01-01T00:00:05Z".into(),
-        elapsed_s: 5.0,
-        interrupted: false,
-    };
+    let info = crate::run_info(5.0);
     let timeline = loadctl::runner::share::ShareState::new(Slice::new(0.0, 1.0).unwrap());
     let summary = c.finish(&plan, info, &timeline.timeline());
     assert_eq!(summary.totals.requests, 3 + 4 + 5 + 6 + 7 + 1);

@@ -2,6 +2,7 @@
 //! servers on 127.0.0.1 (port 0) and the built-in demo target.
 
 mod cli_manners;
+mod distributed;
 mod docs;
 mod examples;
 mod faults;
@@ -122,4 +123,27 @@ pub fn wait_for_traffic(server: &server::TestServer) {
     }
     // A little more, so the run is well under way.
     std::thread::sleep(Duration::from_millis(300));
+}
+
+/// The run information of a summary a test builds by hand from a
+/// collector, with no run behind it.
+pub fn run_info(elapsed_s: f64) -> loadctl::metrics::summary::RunInfo {
+    loadctl::metrics::summary::RunInfo {
+        id: String::new(),
+        name: "t".into(),
+        scenario_file: None,
+        target: "t".into(),
+        http: "auto".into(),
+        model: "closed".into(),
+        pattern: "constant".into(),
+        users: 1,
+        seed: None,
+        duration_s: None,
+        iterations_limit: None,
+        threads: 1,
+        started_at: "2026-01-01T00:00:00Z".into(),
+        ended_at: "2026-01-01T00:00:05Z".into(),
+        elapsed_s,
+        interrupted: false,
+    }
 }

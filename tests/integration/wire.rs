@@ -2,10 +2,20 @@
 //! JSON text and decoded merges exactly like the original, for random
 //! snapshots of both models with latencies across the whole range,
 //! failures of every kind, and more distinct messages than a step keeps.
+//! And a coordinator's whole path (each worker's seconds over the wire
+//! into one collector) gives the figures of one recorder that saw every
+//! sample.
+
+use std::path::Path;
+use std::time::Duration;
 
 use loadctl::metrics::summary::{FailureEntry, StepStats};
 use loadctl::metrics::wire::{Fingerprint, WireSnapshot};
 use loadctl::metrics::{ErrorKind, Sample, Snapshot, StepRecorder, STANDARD_PERCENTILES};
+use loadctl::plan::{Inputs, Overrides, Plan};
+use loadctl::runner::collector::Collector;
+use loadctl::runner::share::ShareState;
+use loadctl::runner::Slice;
 use proptest::prelude::*;
 
 /// Microseconds from 0 to past 2^33 (beyond the one-hour cap), spread over
@@ -183,5 +193,87 @@ proptest! {
         let mut merged = b;
         merged.merge(&over_the_wire(&a, &fingerprint));
         prop_assert_eq!(snapshot_view(&merged), snapshot_view(&expected));
+    }
+}
+
+/// A plan with `metrics` steps named `step 0`, `step 1`… in either model.
+fn plan(metrics: usize, open: bool) -> Plan {
+    let load = if open { "rate = 10" } else { "users = 1" };
+    let steps: String = (0..metrics)
+        .map(|i| format!("  [[flow.step]]\n  name = \"step {i}\"\n  path = \"/{i}\"\n"))
+        .collect();
+    let text = format!(
+        "[target]\nbase_url = \"http://127.0.0.1:9\"\n[load]\n{load}\nduration = \"10s\"\n[[flow]]\n{steps}"
+    );
+    let checked = loadctl::validate::check_text(
+        Path::new("t.toml"),
+        &text,
+        &Overrides::default(),
+        &Inputs::sealed(),
+    );
+    checked.plan.expect("a valid plan")
+}
+
+/// What several workers recorded, second by second: `[worker][second]`
+/// holds one worker's requests of that second (every worker runs as many
+/// seconds).
+type Recorded = Vec<Vec<Vec<(Sample, u64)>>>;
+
+fn workers_seconds(metrics: usize) -> impl Strategy<Value = Recorded> {
+    (1usize..4).prop_flat_map(move |seconds| {
+        let second = prop::collection::vec(request(metrics), 0..40);
+        prop::collection::vec(prop::collection::vec(second, seconds), 1..4)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A coordinator's merge: each worker's second sent over the wire into
+    /// one collector gives the totals, every step's figures and every
+    /// second's latency percentiles of one recorder fed every sample.
+    #[test]
+    fn a_coordinator_merges_workers_into_the_figures_of_one_recorder(
+        (open, metrics, recorded) in (any::<bool>(), 1usize..4)
+            .prop_flat_map(|(open, metrics)| (Just(open), Just(metrics), workers_seconds(metrics))),
+    ) {
+        let plan = plan(metrics, open);
+        let fingerprint = loadctl::plan::fingerprint(&plan);
+        let seconds = recorded[0].len();
+        let mut everything = Snapshot::new(metrics, open);
+        let mut by_second = vec![Snapshot::new(metrics, open); seconds];
+        let mut collector = Collector::new(&plan, false, Duration::from_secs(3));
+        for worker in 0..recorded.len() {
+            collector.join(worker as u64);
+        }
+        for (second, merged) in by_second.iter_mut().enumerate() {
+            for (worker, seconds) in recorded.iter().enumerate() {
+                let mut snapshot = Snapshot::new(metrics, open);
+                for (sample, at_s) in &seconds[second] {
+                    snapshot.record(sample, *at_s);
+                    merged.record(sample, *at_s);
+                    everything.record(sample, *at_s);
+                }
+                let decoded = over_the_wire(&snapshot, &fingerprint);
+                collector.add(worker as u64, second as u64 + 1, decoded);
+            }
+        }
+        let elapsed = seconds as f64;
+        let timeline = ShareState::new(Slice::FULL_RANGE).timeline();
+        let summary = collector.finish(&plan, crate::run_info(elapsed), &timeline);
+
+        prop_assert_eq!(&summary.totals, &everything.total().stats("Aggregated", None, elapsed, &[]));
+        prop_assert_eq!(summary.steps.len(), metrics);
+        for ((step, metric), recorder) in summary.steps.iter().zip(&plan.metrics).zip(&everything.steps) {
+            let expected = recorder.stats(&metric.name, metric.method.clone(), elapsed, &[]);
+            prop_assert_eq!(step, &expected);
+        }
+        prop_assert_eq!(summary.series.len(), seconds);
+        for (point, merged) in summary.series.iter().zip(&by_second) {
+            let expected = merged.total().stats("", None, 1.0, &[]);
+            prop_assert_eq!(point.requests, expected.requests);
+            prop_assert_eq!(&point.latency_ms, &expected.latency_ms);
+            prop_assert_eq!(&point.service_time_ms, &expected.service_time_ms);
+        }
     }
 }
