@@ -47,27 +47,44 @@ impl Default for CpuMeter {
     }
 }
 
+/// A sample over less time than this says more about a moment (start-up)
+/// than about load: it is not taken.
+const MIN_SAMPLE: Duration = Duration::from_millis(500);
+
 impl CpuMeter {
+    /// Measures against every core.
     pub fn new() -> Self {
+        Self::for_threads(0)
+    }
+
+    /// Measures against the cores `threads` generator threads can use
+    /// (0: every core): one busy thread of one is saturated, whatever the
+    /// machine's other cores do.
+    pub fn for_threads(threads: usize) -> Self {
+        let cores = match threads {
+            0 => cores(),
+            n => n.min(cores()),
+        };
         CpuMeter {
             last: process_cpu_time().map(|cpu| (Instant::now(), cpu)),
-            cores: cores() as f64,
+            cores: cores as f64,
         }
     }
 
-    /// The share of all cores this process used since the last sample
+    /// The share of its cores this process used since the last sample
     /// (or since the meter was made): 0.0 to 1.0. `None` where the
-    /// system cannot say, or when no time has passed.
+    /// system cannot say, or when less than half a second has passed.
     pub fn sample(&mut self) -> Option<f64> {
         let now = Instant::now();
         let cpu = process_cpu_time()?;
-        let (then, cpu_then) = self.last.replace((now, cpu))?;
-        let wall = now.duration_since(then).as_secs_f64();
-        if wall <= 0.0 {
+        let (then, cpu_then) = self.last?;
+        let wall = now.duration_since(then);
+        if wall < MIN_SAMPLE {
             return None;
         }
+        self.last = Some((now, cpu));
         let used = cpu.saturating_sub(cpu_then).as_secs_f64();
-        Some((used / (wall * self.cores)).clamp(0.0, 1.0))
+        Some((used / (wall.as_secs_f64() * self.cores)).clamp(0.0, 1.0))
     }
 }
 
@@ -142,10 +159,11 @@ mod tests {
 
     #[test]
     fn a_busy_thread_shows_as_cpu_use() {
-        let mut meter = CpuMeter::new();
+        let mut meter = CpuMeter::for_threads(1);
+        assert_eq!(meter.sample(), None, "too soon to say");
         let start = Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(50) {
+        while start.elapsed() < MIN_SAMPLE + Duration::from_millis(50) {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         let used = meter.sample().expect("unix reports CPU time");

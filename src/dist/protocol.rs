@@ -103,6 +103,10 @@ pub struct Register {
 pub struct Registered {
     pub worker_id: String,
     pub heartbeat_ms: u64,
+    /// Its name in reports: the one it asked for, with `-2`, `-3`, … when
+    /// another live worker has it already.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// `POST /api/workers/{id}/heartbeat`.

@@ -94,6 +94,31 @@ pub fn split(
     Ok(slices)
 }
 
+/// Moves the cuts between slices so each holds its share of the first
+/// `users` users exactly (rounded): see [`crate::runner::share::cuts_for_users`].
+/// For the closed model, whose users are few enough for it to matter.
+pub fn place_users(slices: &mut [Option<Slice>], users: u64) {
+    let mut cuts: Vec<f64> = slices
+        .iter()
+        .flatten()
+        .map(|s| s.to)
+        .filter(|&to| to < 1.0)
+        .collect();
+    cuts.sort_by(f64::total_cmp);
+    cuts.dedup();
+    let moved = crate::runner::share::cuts_for_users(&cuts, users);
+    let to_moved = |x: f64| match cuts.binary_search_by(|c| c.total_cmp(&x)) {
+        Ok(i) => moved[i],
+        Err(_) => x,
+    };
+    for slice in slices.iter_mut().flatten() {
+        let (from, to) = (to_moved(slice.from), to_moved(slice.to));
+        if let Ok(moved) = Slice::new(from, to.max(from)) {
+            *slice = moved;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +205,25 @@ mod tests {
         let slices = split(&workers, &zones, EmptyZones::Refuse).unwrap();
         assert_eq!(widths(&slices), vec![0.4, 0.3, -1.0, 0.3]);
         tiles(&slices);
+    }
+
+    #[test]
+    fn three_users_over_three_workers_are_one_each() {
+        let none = labels(None);
+        let workers = [Candidate {
+            labels: &none,
+            capacity: 1,
+        }; 3];
+        let mut slices = split(&workers, &plan(Strategy::Even, &[]), EmptyZones::Refuse).unwrap();
+        place_users(&mut slices, 3);
+        tiles(&slices);
+        for slice in slices.iter().flatten() {
+            assert_eq!(
+                (0..3).filter(|&n| slice.contains(n)).count(),
+                1,
+                "{slices:?}"
+            );
+        }
     }
 
     #[test]

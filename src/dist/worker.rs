@@ -58,8 +58,9 @@ struct State {
     outbox: VecDeque<Queued>,
     /// Successive snapshot numbers of the current run.
     next_seq: u64,
-    /// The id the coordinator gave this worker.
+    /// The id the coordinator gave this worker, and its name there.
     worker_id: Option<String>,
+    name: Option<String>,
 }
 
 /// The run this worker was assigned, until the coordinator assigns another.
@@ -121,13 +122,22 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         offset_ms: Arc::default(),
         last_contact: Arc::new(Mutex::new(Instant::now())),
     };
-    let sender = tokio::spawn(worker.clone().send_snapshots(shutdown.clone()));
+    // The sender outlives the shutdown: the run's last seconds are sent
+    // while the worker leaves.
+    let stop_sending = CancellationToken::new();
+    let sender = tokio::spawn(worker.clone().send_snapshots(stop_sending.clone()));
     let result = worker.heartbeats(shutdown.clone()).await;
-    worker.stop_run();
-    worker.flush(Duration::from_secs(3)).await;
+    if result.is_ok() {
+        worker.leave().await;
+    }
+    stop_sending.cancel();
     sender.abort();
     result
 }
+
+/// How long a worker that is shutting down waits for its run to end and
+/// its last snapshots to leave.
+const LEAVING_WITHIN: Duration = Duration::from_secs(20);
 
 impl Worker {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -154,7 +164,11 @@ impl Worker {
                     log(format_args!(
                         "registered with {} as {}",
                         self.client.url(),
-                        self.config.name
+                        if registered.name.is_empty() {
+                            &self.config.name
+                        } else {
+                            &registered.name
+                        }
                     ));
                     return Ok(Some(registered));
                 }
@@ -176,13 +190,17 @@ impl Worker {
     /// Registers, then heartbeats once a second until `shutdown`;
     /// registers again when the coordinator no longer knows this worker.
     async fn heartbeats(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut cpu = CpuMeter::new();
+        let mut cpu = CpuMeter::for_threads(self.config.threads);
         'register: loop {
             let Some(registered) = self.register(&shutdown).await? else {
                 return Ok(());
             };
             *self.last_contact.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-            self.lock().worker_id = Some(registered.worker_id.clone());
+            {
+                let mut state = self.lock();
+                state.worker_id = Some(registered.worker_id.clone());
+                state.name = Some(registered.name.clone()).filter(|n| !n.is_empty());
+            }
             let path = format!("/api/workers/{}/heartbeat", registered.worker_id);
             let every = Duration::from_millis(registered.heartbeat_ms.clamp(100, 10_000));
             let mut tick = tokio::time::interval(every);
@@ -512,20 +530,61 @@ impl Worker {
         }
     }
 
-    /// Waits (a little) for the outbox to empty, on the way out.
-    async fn flush(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline && !self.lock().outbox.is_empty() {
+    /// Shutting down: stops the run, waits (a while) for its end and its
+    /// last snapshots to leave, says it is done, and leaves the
+    /// coordinator, which then need not wait for missed heartbeats.
+    async fn leave(&self) {
+        self.stop_run();
+        let deadline = Instant::now() + LEAVING_WITHIN;
+        let busy = |w: &Worker| {
+            let state = w.lock();
+            state.run.as_ref().is_some_and(|r| !r.ended) || !state.outbox.is_empty()
+        };
+        while Instant::now() < deadline && busy(self) {
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let Some(path) = self.worker_path() else {
+            return;
+        };
+        let last = Heartbeat {
+            sent_ms: now_ms(),
+            cpu: None,
+            run: self.report(),
+        };
+        let _ = self
+            .client
+            .post::<_, HeartbeatReply>(&format!("{path}/heartbeat"), &last)
+            .await;
+        match self.client.delete::<serde_json::Value>(&path).await {
+            Ok(_) => log(format_args!("left the coordinator")),
+            Err(e) => log(format_args!("leaving the coordinator: {e}")),
         }
     }
 
-    /// Saves a run cut off from its coordinator under the results folder.
+    /// Saves a run cut off from its coordinator under the results folder,
+    /// in a folder of this worker's name (workers may share a machine).
     fn keep_locally(&self, summary: &RunSummary) {
-        match crate::store::save(&self.config.results_dir, summary) {
+        let name = self
+            .lock()
+            .name
+            .clone()
+            .unwrap_or_else(|| self.config.name.clone());
+        // A folder name, whatever the name holds.
+        let folder: String = name
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || "-_".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = self.config.results_dir.join(folder);
+        match crate::store::save(&dir, summary) {
             Ok(id) => log(format_args!(
                 "the coordinator was unreachable: this worker's results of run {id} are in {}",
-                self.config.results_dir.join(id.as_str()).display()
+                dir.join(id.as_str()).display()
             )),
             Err(e) => log(format_args!(
                 "the results of this worker's run are lost: {e}"

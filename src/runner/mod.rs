@@ -190,7 +190,7 @@ pub async fn start(
         hard_stop,
         stop_request: stop_request.clone(),
         abort_request: options.abort.clone().unwrap_or_default(),
-        cpu_meter: crate::sys::CpuMeter::new(),
+        cpu_meter: crate::sys::CpuMeter::for_threads(threads),
         cpu: crate::sys::CpuStats::default(),
     };
     let started_at = options

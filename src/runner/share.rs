@@ -89,6 +89,37 @@ impl Share {
     }
 }
 
+/// The most users [`cuts_for_users`] places cuts between; beyond it the
+/// positions are spread evenly enough that the asked cuts hold their share.
+const MAX_PLACED_USERS: u64 = 1 << 20;
+
+/// Moves each cut of `[0, 1)` (increasing) to lie between the positions of
+/// users `0..users`, so that the slices between the cuts hold, at that many
+/// users, the asked share of them, rounded. The positions are spread evenly
+/// only over many numbers: three slices of a third each hold 2, 1 and 0 of
+/// three users, where moved cuts hold 1, 1 and 1.
+pub fn cuts_for_users(cuts: &[f64], users: u64) -> Vec<f64> {
+    if users == 0 || users > MAX_PLACED_USERS {
+        return cuts.to_vec();
+    }
+    let mut positions: Vec<u64> = (0..users).map(position).collect();
+    positions.sort_unstable();
+    let scale = 18_446_744_073_709_551_616.0_f64;
+    cuts.iter()
+        .map(|&cut| {
+            let index = (cut.clamp(0.0, 1.0) * users as f64).round() as usize;
+            match index {
+                0 => 0.0,
+                i if i >= positions.len() => 1.0,
+                i => {
+                    let (below, above) = (positions[i - 1], positions[i]);
+                    (below / 2 + above / 2) as f64 / scale
+                }
+            }
+        })
+        .collect()
+}
+
 /// Where user or arrival number `n` of the whole scenario lies in the unit
 /// interval, scaled to `u64`: 2^64 / golden ratio apart, so consecutive
 /// numbers land far apart and any run of them covers the interval evenly.
@@ -332,6 +363,27 @@ mod tests {
         assert!((0..10).all(|u| !empty.load.contains(u)));
         assert_eq!(empty.iterations(100, Some(10)), 0);
         assert!(empty.iterations(100, None) > 0, "arrivals still fall in it");
+    }
+
+    #[test]
+    fn moved_cuts_give_each_slice_its_share_of_few_users() {
+        for users in 1..=40u64 {
+            for parts in 1..=5u64 {
+                let cuts: Vec<f64> = (1..parts).map(|k| k as f64 / parts as f64).collect();
+                let moved = cuts_for_users(&cuts, users);
+                let bounds: Vec<f64> = [0.0].into_iter().chain(moved).chain([1.0]).collect();
+                let held: Vec<u64> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let slice = Slice::new(w[0], w[1]).unwrap();
+                        (0..users).filter(|&n| slice.contains(n)).count() as u64
+                    })
+                    .collect();
+                assert_eq!(held.iter().sum::<u64>(), users);
+                let (least, most) = (held.iter().min().unwrap(), held.iter().max().unwrap());
+                assert!(most - least <= 1, "{users} users in {parts}: {held:?}");
+            }
+        }
     }
 
     #[test]

@@ -979,7 +979,8 @@ fn a_worker_stops_by_itself_when_its_coordinator_dies_and_keeps_its_results() {
     );
     let worker = &cluster.workers[0];
     worker.wait_for("results of run", PATIENCE);
-    let results = cluster.dir().join("w1-results");
+    // Under the worker's name: workers of one machine may share the folder.
+    let results = cluster.dir().join("w1-results").join("w1");
     let runs: Vec<PathBuf> = fs::read_dir(&results)
         .unwrap()
         .map(|e| e.unwrap().path())

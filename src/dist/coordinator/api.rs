@@ -50,6 +50,10 @@ async fn route(c: &Coordinator, request: Request<Incoming>) -> Result<Answer, Fa
             ))
         }
         (&Method::GET, ["api", "workers"]) => Ok(json(StatusCode::OK, &c.workers())),
+        (&Method::DELETE, ["api", "workers", id]) => {
+            c.leave(id).map_err(refused)?;
+            Ok(json(StatusCode::OK, &serde_json::json!({ "left": true })))
+        }
         (&Method::POST, ["api", "workers", id, "heartbeat"]) => {
             let id = id.to_string();
             let beat: Heartbeat = read_json(request, MAX_CONTROL_BYTES).await?;

@@ -144,10 +144,23 @@ impl Coordinator {
     }
 
     /// A worker joins: it gets an id for its heartbeats.
-    pub fn register(&self, info: Register) -> Result<Registered, Refusal> {
+    pub fn register(&self, mut info: Register) -> Result<Registered, Refusal> {
         check_register(&info)?;
         let id = RunId::new().to_string();
         let mut state = self.lock();
+        let taken = |name: &str| {
+            state
+                .workers
+                .values()
+                .any(|w| !w.lost && w.info.name == name)
+        };
+        let asked = info.name.clone();
+        let mut copy = 1;
+        while taken(&info.name) {
+            copy += 1;
+            info.name = format!("{asked}-{copy}");
+        }
+        let name = info.name.clone();
         let source = state.next_source;
         state.next_source += 1;
         log(format_args!(
@@ -174,7 +187,27 @@ impl Coordinator {
         Ok(Registered {
             worker_id: id,
             heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+            name,
         })
+    }
+
+    /// A worker shuts down: it is forgotten now, rather than lost after
+    /// its missed heartbeats; a run it had not finished loses it at once.
+    pub fn leave(&self, worker_id: &str) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        let worker = state
+            .workers
+            .remove(worker_id)
+            .ok_or_else(|| Refusal::NotFound("unknown worker".to_string()))?;
+        log(format_args!("worker {} left", worker.info.name));
+        if let Some(duty) = worker.duty {
+            if let Some(entry) = state.runs.get(&duty.run_id) {
+                let _ = entry.events.send(RunEvent::Lost {
+                    worker: worker_id.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A worker's heartbeat: its CPU use and run state in, its orders out.
@@ -302,6 +335,7 @@ impl Coordinator {
     /// Takes a scenario to run over the workers; the run starts once
     /// enough of them have joined. Refused when the scenario is invalid.
     pub fn submit(&self, request: RunRequest) -> Result<RunId, Refusal> {
+        check_request(&request)?;
         let plan = Arc::new(compile(&request)?);
         let id = RunId::new();
         let (events, events_rx) = mpsc::unbounded_channel();
@@ -465,6 +499,8 @@ impl Coordinator {
             }
             let mut state = self.lock();
             let State { workers, runs, .. } = &mut *state;
+            // Lost long ago: a worker that comes back registers again.
+            workers.retain(|_, w| !(w.lost && w.last_seen.elapsed() > FORGET_LOST_AFTER));
             for worker in workers.values_mut() {
                 if worker.lost || worker.last_seen.elapsed() <= lost_after {
                     continue;
@@ -596,6 +632,33 @@ fn check_register(info: &Register) -> Result<(), Refusal> {
         return Err(Refusal::Invalid(
             "cores and capacity must be at least 1".to_string(),
         ));
+    }
+    Ok(())
+}
+
+/// How long a lost worker stays listed (`lost`) before it is forgotten.
+const FORGET_LOST_AFTER: Duration = Duration::from_secs(600);
+
+/// The most workers a run may wait for, and the longest it may wait.
+const MAX_EXPECTED_WORKERS: usize = 10_000;
+const MAX_WAIT_S: f64 = 24.0 * 3600.0;
+
+fn check_request(request: &RunRequest) -> Result<(), Refusal> {
+    if request
+        .expect_workers
+        .is_some_and(|n| n == 0 || n > MAX_EXPECTED_WORKERS)
+    {
+        return Err(Refusal::Invalid(format!(
+            "expect_workers is 1 to {MAX_EXPECTED_WORKERS}"
+        )));
+    }
+    if request
+        .expect_workers_timeout_s
+        .is_some_and(|s| !(s > 0.0 && s <= MAX_WAIT_S))
+    {
+        return Err(Refusal::Invalid(format!(
+            "expect_workers_timeout_s is seconds, above 0 and at most {MAX_WAIT_S} (a day)"
+        )));
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::dist::protocol::{
     now_ms, Assignment, RunRequest, RunState, ShareOrder, WorkerRun, WorkerRunState,
     SHARE_CHANGE_LEAD, START_LEAD,
 };
-use crate::dist::split::{split, Candidate, EmptyZones};
+use crate::dist::split::{place_users, split, Candidate, EmptyZones};
 use crate::metrics::summary::{DistributionReport, RunSummary, WorkerReport};
 use crate::metrics::Snapshot;
 use crate::plan::{BaseUrl, OnWorkerLost, Plan};
@@ -221,24 +221,25 @@ impl Driver {
                 capacity: w.info.capacity,
             })
             .collect();
-        let slices = split(&candidates, &self.plan.distribution, EmptyZones::Refuse)?;
-        let chosen: Vec<(&mut Worker, Slice)> = idle
+        let asked = split(&candidates, &self.plan.distribution, EmptyZones::Refuse)?;
+        let slices = self.placed(&asked);
+        let chosen: Vec<(&mut Worker, Slice, f64)> = idle
             .into_iter()
-            .zip(slices)
-            .filter_map(|(w, s)| s.map(|s| (w, s)))
+            .zip(slices.into_iter().zip(asked))
+            .filter_map(|(w, (s, a))| Some((w, s?, a?.fraction())))
             .collect();
         let n = chosen.len() as u64;
         let start = Instant::now() + START_LEAD;
         let start_ms = now_ms() + START_LEAD.as_millis() as u64;
         let fingerprint = crate::plan::fingerprint(&self.plan).to_string();
         let mut members = Vec::new();
-        for (k, (worker, slice)) in chosen.into_iter().enumerate() {
+        for (k, (worker, slice, share)) in chosen.into_iter().enumerate() {
             let assignment = Assignment {
                 run_id: self.id.to_string(),
                 scenario: self.request.scenario.clone(),
                 scenario_file: self.request.scenario_file.clone(),
                 files: self.request.files.clone(),
-                overrides: self.overrides_for(slice),
+                overrides: self.overrides_for(share),
                 share: ShareOrder {
                     from: slice.from,
                     to: slice.to,
@@ -262,7 +263,7 @@ impl Driver {
                 capacity: worker.info.capacity,
                 cores: worker.info.cores,
                 source: worker.source,
-                share: slice.fraction(),
+                share,
                 requests: 0,
                 failures: 0,
                 cpu: CpuStats::default(),
@@ -315,16 +316,26 @@ impl Driver {
         }))
     }
 
+    /// In the closed model, the slices with their cuts moved so each holds
+    /// its share of the users exactly (see [`place_users`]).
+    fn placed(&self, asked: &[Option<Slice>]) -> Vec<Option<Slice>> {
+        let mut slices = asked.to_vec();
+        if !self.plan.load.is_open() {
+            place_users(&mut slices, self.plan.load.users);
+        }
+        slices
+    }
+
     /// The run's overrides as one worker compiles them: the `random`
     /// pattern's seed pinned (every worker must draw the same shape), and
     /// in the open model its part of `max_users` (a per-process limit).
-    fn overrides_for(&self, slice: Slice) -> crate::plan::Overrides {
+    fn overrides_for(&self, share: f64) -> crate::plan::Overrides {
         let mut overrides = self.request.overrides.clone();
         if let Some(seed) = self.plan.load.seed {
             overrides.seed = Some(seed);
         }
         if let crate::plan::Model::Open(open) = &self.plan.load.model {
-            let part = (open.max_users as f64 * slice.fraction()).ceil() as u64;
+            let part = (open.max_users as f64 * share).ceil() as u64;
             overrides.max_users = Some(part.max(1));
         }
         overrides
@@ -419,8 +430,10 @@ impl Driver {
         if run.failed.is_some() || run.interrupted {
             return;
         }
-        if !run.collected {
-            // It never got going: the run cannot start as asked.
+        if !run.collected && state == MemberState::Failed {
+            // It could not start (its files, the target): the run cannot
+            // start as asked. One lost before the start is handled as any
+            // loss, below.
             run.failed = Some(format!("{what} before the run started"));
             self.stop_all(run);
             return;
@@ -446,9 +459,12 @@ impl Driver {
             )),
             OnWorkerLost::Rebalance => match self.rebalance(run, &survivors) {
                 Ok(from) => run.warnings.push(format!(
-                    "{what}; its share ({:.1}%) moved to the {} other workers from {from:.1}s",
+                    "{what}; its share ({:.1}%) moved to {} from {from:.1}s",
                     share * 100.0,
-                    survivors.len()
+                    match survivors.len() {
+                        1 => "the other worker".to_string(),
+                        n => format!("the {n} other workers"),
+                    }
                 )),
                 Err(e) => run.warnings.push(format!("{what}; its share could not be moved: {e}")),
             },
@@ -475,7 +491,11 @@ impl Driver {
                 capacity: *capacity,
             })
             .collect();
-        let slices = split(&candidates, &self.plan.distribution, EmptyZones::Spread)?;
+        let slices = self.placed(&split(
+            &candidates,
+            &self.plan.distribution,
+            EmptyZones::Spread,
+        )?);
         for ((worker_id, _, _), slice) in workers.iter().zip(slices) {
             let slice = slice.unwrap_or(Slice::NONE);
             if let Some(duty) = state
