@@ -531,8 +531,9 @@ impl Worker {
     }
 
     /// Shutting down: stops the run, waits (a while) for its end and its
-    /// last snapshots to leave, says it is done, and leaves the
-    /// coordinator, which then need not wait for missed heartbeats.
+    /// last snapshots to leave, and leaves the coordinator, which then
+    /// need not wait for missed heartbeats: a run still going treats it as
+    /// lost at once (its share moves on), with everything it ran counted.
     async fn leave(&self) {
         self.stop_run();
         let deadline = Instant::now() + LEAVING_WITHIN;
@@ -546,15 +547,6 @@ impl Worker {
         let Some(path) = self.worker_path() else {
             return;
         };
-        let last = Heartbeat {
-            sent_ms: now_ms(),
-            cpu: None,
-            run: self.report(),
-        };
-        let _ = self
-            .client
-            .post::<_, HeartbeatReply>(&format!("{path}/heartbeat"), &last)
-            .await;
         match self.client.delete::<serde_json::Value>(&path).await {
             Ok(_) => log(format_args!("left the coordinator")),
             Err(e) => log(format_args!("leaving the coordinator: {e}")),

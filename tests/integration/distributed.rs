@@ -1161,3 +1161,45 @@ fn a_start_that_cannot_happen_fails_naming_the_cause() {
         "{stderr}"
     );
 }
+
+#[test]
+fn few_users_split_evenly_and_a_worker_that_shuts_down_hands_its_share_on_with_every_request_counted(
+) {
+    let server = TestServer::start();
+    let cluster = Cluster::start(None, &[("w1", &[]), ("w2", &[]), ("w3", &[])]);
+    // Three users over three workers: one each (the cuts between the
+    // workers' slices are placed between the users' positions).
+    let steps = "think_time = \"20ms\"\n  [[flow.step]]\n  path = \"/echo/{{ vu }}\"\n";
+    let file = write(
+        cluster.dir(),
+        "s.toml",
+        &scenario(&server.url(), "users = 3\nduration = \"8s\"", steps, ""),
+    );
+    let out = cluster.dir().join("out");
+    let mut run = cluster.submit(&file, &out, &[]);
+    wait_for_traffic(&server);
+    std::thread::sleep(Duration::from_secs(2));
+    // SIGTERM: w3 stops, sends what it ran, and leaves.
+    let w3 = &cluster.workers[2];
+    crate::signal(&w3.child, "TERM");
+    w3.wait_for("left the coordinator", PATIENCE);
+    let status = run.wait(Duration::from_secs(90));
+    assert!(status.success(), "{status}: {}", run.stderr());
+    let summary = summary(&out);
+    let merged = assert_merged_is_the_workers_sum(&summary);
+    assert_eq!(merged, server.count(), "every request counted once");
+    let left = worker_named(&summary, "w3");
+    assert_eq!(left["state"], "left", "{left}");
+    assert!(u64_of(&left["requests"]) > 0);
+    for name in ["w1", "w2"] {
+        let w = worker_named(&summary, name);
+        assert_eq!(w["state"], "done", "{w}");
+        assert!(u64_of(&w["requests"]) > 0, "{name} sent nothing: {w}");
+    }
+    let said = summary["warnings"].to_string();
+    assert!(said.contains("w3 shut down at"), "{said}");
+    // Every user ran, and no worker ran all of them from the start: the
+    // three users were one per worker until w3 left.
+    let users: std::collections::HashSet<String> = server.paths().into_iter().collect();
+    assert_eq!(users.len(), 3, "{users:?}");
+}

@@ -202,7 +202,7 @@ impl Coordinator {
         log(format_args!("worker {} left", worker.info.name));
         if let Some(duty) = worker.duty {
             if let Some(entry) = state.runs.get(&duty.run_id) {
-                let _ = entry.events.send(RunEvent::Lost {
+                let _ = entry.events.send(RunEvent::Left {
                     worker: worker_id.to_string(),
                 });
             }

@@ -41,6 +41,10 @@ pub(super) enum RunEvent {
     Lost {
         worker: String,
     },
+    /// It shut down (after sending all it ran).
+    Left {
+        worker: String,
+    },
 }
 
 /// How long a second of the merged series waits for a silent worker.
@@ -81,6 +85,8 @@ enum MemberState {
     Active,
     Done,
     Lost,
+    /// Shut down before its part was over.
+    Left,
     Failed,
 }
 
@@ -90,6 +96,7 @@ impl MemberState {
             MemberState::Active => "running",
             MemberState::Done => "done",
             MemberState::Lost => "lost",
+            MemberState::Left => "left",
             MemberState::Failed => "failed",
         }
     }
@@ -342,6 +349,7 @@ impl Driver {
     }
 
     fn on_event(&self, run: &mut Collection, event: RunEvent) {
+        let left = matches!(event, RunEvent::Left { .. });
         match event {
             RunEvent::Snapshot {
                 worker,
@@ -399,10 +407,15 @@ impl Driver {
                     WorkerRunState::Preparing | WorkerRunState::Running => {}
                 }
             }
-            RunEvent::Lost { worker } => {
+            RunEvent::Lost { worker } | RunEvent::Left { worker } => {
+                let gone = if left {
+                    MemberState::Left
+                } else {
+                    MemberState::Lost
+                };
                 if let Some(i) = run.members.iter().position(|m| m.worker_id == worker) {
                     if run.members[i].state == MemberState::Active {
-                        self.on_gone(run, i, MemberState::Lost, None);
+                        self.on_gone(run, i, gone, None);
                     }
                 }
             }
@@ -415,10 +428,11 @@ impl Driver {
         let at = run.start.elapsed().as_secs_f64();
         let m = &mut run.members[i];
         m.state = state;
-        m.lost_at = (state == MemberState::Lost).then_some(at);
-        let what = match &error {
-            Some(e) => format!("worker {} failed at {at:.1}s: {e}", m.name),
-            None => format!("worker {} was lost at {at:.1}s", m.name),
+        m.lost_at = matches!(state, MemberState::Lost | MemberState::Left).then_some(at);
+        let what = match (&error, state) {
+            (Some(e), _) => format!("worker {} failed at {at:.1}s: {e}", m.name),
+            (None, MemberState::Left) => format!("worker {} shut down at {at:.1}s", m.name),
+            (None, _) => format!("worker {} was lost at {at:.1}s", m.name),
         };
         m.error = error;
         let share = m.share;
