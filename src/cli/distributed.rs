@@ -24,7 +24,7 @@ pub enum Followed<'a> {
 
 /// How long `run --coordinator` keeps asking a coordinator that does not
 /// answer before it gives up on the run.
-const PATIENCE: Duration = Duration::from_secs(30);
+const PATIENCE: Duration = Duration::from_secs(15);
 
 impl Followed<'_> {
     async fn status(&self) -> anyhow::Result<(RunState, Option<Progress>, Option<String>)> {
@@ -80,6 +80,7 @@ pub async fn follow(
     let mut shown = None;
     let mut cancelled = false;
     let mut last_answer = tokio::time::Instant::now();
+    let (mut warned, mut waiting_said) = (false, None);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -96,12 +97,24 @@ pub async fn follow(
                 last_answer = tokio::time::Instant::now();
                 status
             }
+            Err(e) if is_gone(&e) => {
+                return Err(e.context("the coordinator no longer knows the run (was it restarted?)"))
+            }
             Err(e) if last_answer.elapsed() < PATIENCE => {
-                eprintln!("warning: {e:#}; asking again");
+                if !std::mem::replace(&mut warned, true) {
+                    eprintln!("warning: {e:#}; asking again for {}s", PATIENCE.as_secs());
+                }
                 continue;
             }
             Err(e) => return Err(e),
         };
+        warned = false;
+        if state == RunState::Waiting && error != waiting_said {
+            if let Some(why) = &error {
+                super::terminal::note(format_args!("waiting for workers: {why}"));
+            }
+            waiting_said = error.clone();
+        }
         if let Some(p) = live.filter(|p| Some(p.elapsed) != shown) {
             shown = Some(p.elapsed);
             display.update(&p);
@@ -114,6 +127,13 @@ pub async fn follow(
             RunState::Waiting | RunState::Running => {}
         }
     }
+}
+
+/// The coordinator answered that it does not know the run.
+fn is_gone(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::dist::client::ApiError>()
+        .and_then(|e| e.status())
+        == Some(http::StatusCode::NOT_FOUND)
 }
 
 /// The run request for a scenario file, or quick mode's scenario for a

@@ -64,6 +64,12 @@ Exit codes:
   3    runtime error (and a distributed run that lost its workers)
   130  interrupted by Ctrl-C or SIGTERM (results are still written)";
 
+const WORKER_EXIT_CODES: &str = "\
+Exit codes:
+  0    stopped by Ctrl-C or SIGTERM (a run in progress stops, and what it ran is sent)
+  2    invalid usage
+  3    the coordinator refused this worker (a wrong token, another version)";
+
 const REPORT_EXIT_CODES: &str = "\
 Exit codes:
   0    written; --compare: no regression beyond --max-regression
@@ -106,6 +112,7 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Coordinator(Box<coordinator::CoordinatorArgs>),
     /// Join a coordinator and run the parts of its runs it assigns
+    #[command(after_help = WORKER_EXIT_CODES)]
     Worker(worker::WorkerArgs),
     /// Print the completion script for a shell (bash, zsh, fish, powershell, elvish)
     Completions(completions::CompletionsArgs),

@@ -242,7 +242,8 @@ pub struct RunStatus {
     pub run_id: String,
     pub name: String,
     pub state: RunState,
-    /// Why it failed, when it did.
+    /// Why it failed, when it did; while it waits, why it cannot start
+    /// yet (too few workers, a zone without one).
     #[serde(default)]
     pub error: Option<String>,
     /// The names of its workers.

@@ -20,10 +20,10 @@ pub fn write(summary: &RunSummary, out: &mut dyn std::io::Write) -> std::io::Res
 pub fn render(summary: &RunSummary) -> String {
     let mut out = String::new();
     let run = &summary.run;
-    let state = if run.interrupted {
-        " (interrupted)"
-    } else {
-        ""
+    let state = match summary.verdict() {
+        crate::metrics::summary::Verdict::Failed => " (failed)",
+        _ if run.interrupted => " (interrupted)",
+        _ => "",
     };
     let _ = writeln!(out, "\n{}{state}", run.name);
     let users = if run.model == "open" {

@@ -182,24 +182,34 @@ impl Driver {
             let changed = self.coordinator.workers_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.try_assign(expect) {
+            let waiting_for = match self.try_assign(expect) {
                 Ok(Some(run)) => return Ok(run),
-                Ok(None) if Instant::now() < deadline => {}
                 Ok(None) => {
                     let idle = self.idle_count();
-                    return Err(format!(
-                        "only {idle} of the {expect} expected workers joined within {}",
-                        crate::units::fmt_duration(wait)
-                    ));
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "only {idle} of the {expect} expected workers joined within {}",
+                            crate::units::fmt_duration(wait)
+                        ));
+                    }
+                    format!("{idle} of the {expect} expected workers have joined")
                 }
                 Err(problem) if Instant::now() >= deadline => return Err(problem),
-                Err(_) => {}
-            }
+                Err(problem) => problem,
+            };
+            self.set_waiting_for(waiting_for);
             tokio::select! {
                 _ = changed => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = self.cancel.cancelled() => return Err("cancelled before it started".to_string()),
             }
+        }
+    }
+
+    /// Why the run is still waiting, for its status.
+    fn set_waiting_for(&self, why: String) {
+        if let Some(entry) = self.coordinator.lock().runs.get_mut(self.id.as_str()) {
+            entry.error = Some(why);
         }
     }
 
@@ -285,6 +295,7 @@ impl Driver {
                 .iter()
                 .map(|m| (m.worker_id.clone(), m.name.clone()))
                 .collect();
+            entry.error = None;
             entry.state = RunState::Running;
             entry.state_changes.send_replace(RunState::Running);
         }
