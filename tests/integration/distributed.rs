@@ -12,6 +12,7 @@
 //! `wire.rs`.)
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,38 +39,53 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 /// One step, `GET /ok`, named `ok`.
 const OK_STEP: &str = "  [[flow.step]]\n  name = \"ok\"\n  path = \"/ok\"\n";
 
-/// A child process of the binary, its stderr in a file; killed when it
-/// drops, so a failing test leaves nothing running.
+/// A child process of the binary, its stderr read into memory by a
+/// thread (not into a file: a disk busy with other builds must not stall
+/// the processes' logging); killed when it drops, so a failing test
+/// leaves nothing running.
 struct Proc {
     name: String,
     child: Child,
-    stderr: PathBuf,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
 }
 
 impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
-        let stderr = dir.join(format!("{name}.stderr"));
+    fn spawn(name: &str, args: &[&str]) -> Proc {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("loadctl"));
         // The developer's LOADCTL_* settings must not change what a test means.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOADCTL_")) {
             command.env_remove(key);
         }
-        let child = command
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr).unwrap())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let (pipe, stderr) = (child.stderr.take().unwrap(), stderr.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { return };
+                    let mut text = stderr.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            })
+        };
         Proc {
             name: name.to_string(),
             child,
             stderr,
+            reader: Some(reader),
         }
     }
 
     fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Waits until its stderr says `needle`; returns all of its stderr.
@@ -116,6 +132,10 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+        // The pipe is closed once the process is gone.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 }
 
@@ -131,7 +151,7 @@ fn coordinator(dir: &Path, args: &[&str]) -> (Proc, String) {
         store.to_str().unwrap(),
     ];
     all.extend(args);
-    let proc = Proc::spawn(dir, "coordinator", &all);
+    let proc = Proc::spawn("coordinator", &all);
     let said = proc.wait_for("listening on ", PATIENCE);
     let url = said
         .split("listening on ")
@@ -162,7 +182,7 @@ fn worker(dir: &Path, url: &str, name: &str, extra: &[&str]) -> Proc {
         results.to_str().unwrap(),
     ];
     args.extend(extra);
-    Proc::spawn(dir, name, &args)
+    Proc::spawn(name, &args)
 }
 
 /// The coordinator's API through loadctl's own client.
@@ -268,7 +288,7 @@ impl Cluster {
 
     /// Submits a run in the background.
     fn submit(&self, file: &Path, out: &Path, extra: &[&str]) -> Proc {
-        Proc::spawn(self.dir(), "run", &self.run_args(file, out, extra))
+        Proc::spawn("run", &self.run_args(file, out, extra))
     }
 
     /// Submits a run and waits for its end.
