@@ -219,6 +219,27 @@ impl Api {
             .map(drop)
     }
 
+    /// Waits until a run shows merged live figures with requests in them.
+    fn wait_for_merged_figures(&self) {
+        let started = Instant::now();
+        loop {
+            let runs = self.get("/api/runs").unwrap();
+            let merged = runs
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|run| run["live"]["requests"].as_u64().is_some_and(|n| n > 0));
+            if merged {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "no merged figures within {PATIENCE:?}: {runs}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until `n` workers are alive (`/api/health`).
     fn wait_for_workers(&self, n: u64) {
         let started = Instant::now();
@@ -513,6 +534,10 @@ fn lose_a_worker(policy: &str, workers: usize, duration_s: u64) -> Loss {
         std::thread::sleep(Duration::from_millis(20));
     }
     let traffic_from = Instant::now();
+    // Killed 2 s into the traffic, and not before the coordinator has
+    // merged a second of it (a worker lost before any figure arrived is
+    // a run that could not start, another story).
+    cluster.api.wait_for_merged_figures();
     std::thread::sleep(
         (traffic_from + Duration::from_secs(2)).saturating_duration_since(Instant::now()),
     );
@@ -529,6 +554,18 @@ fn lose_a_worker(policy: &str, workers: usize, duration_s: u64) -> Loss {
         "{status}; run:\n{}\ncoordinator:\n{}",
         run.stderr(),
         cluster.coordinator.stderr()
+    );
+    // Only the killed worker can be lost; another one lost means its
+    // heartbeats went unheard for seconds: this machine (or the
+    // coordinator process) stalled, and nothing below would mean much.
+    let said = cluster.coordinator.stderr();
+    let others_lost: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains(" lost: no heartbeat") && !l.contains(&format!("worker {victim} ")))
+        .collect();
+    assert!(
+        others_lost.is_empty(),
+        "workers that were not killed were lost (a stalled machine or coordinator?):\n{said}"
     );
     let summary = summary(&out);
     Loss {
