@@ -38,14 +38,17 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    accept(listener, None, handle, shutdown).await
+    accept(listener, None, None, handle, shutdown).await
 }
 
-/// [`http`] over TLS: each connection's handshake (within
-/// [`TLS_HANDSHAKE_TIMEOUT`]) before its first request.
-pub async fn https<F, Fut, B>(
+/// [`http`] for a server other machines reach (the coordinator's API):
+/// over TLS when given an acceptor (each connection's handshake within
+/// [`TLS_HANDSHAKE_TIMEOUT`]), and a client that opens a connection and
+/// sends no complete request head within [`HEADER_TIMEOUT`] is dropped,
+/// so idle connections cannot pile up before the token is even checked.
+pub async fn api<F, Fut, B>(
     listener: TcpListener,
-    tls: TlsAcceptor,
+    tls: Option<TlsAcceptor>,
     handle: F,
     shutdown: CancellationToken,
 ) where
@@ -55,15 +58,18 @@ pub async fn https<F, Fut, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    accept(listener, Some(tls), handle, shutdown).await
+    accept(listener, tls, Some(HEADER_TIMEOUT), handle, shutdown).await
 }
 
 /// A client that connects and says nothing does not hold a task forever.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an API server waits for a request's head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn accept<F, Fut, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    header_timeout: Option<Duration>,
     handle: F,
     shutdown: CancellationToken,
 ) where
@@ -89,11 +95,11 @@ async fn accept<F, Fut, B>(
         let (handle, shutdown, tls) = (handle.clone(), shutdown.clone(), tls.clone());
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, handle, shutdown).await,
+                None => serve_connection(stream, header_timeout, handle, shutdown).await,
                 Some(tls) => {
                     let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
-                        serve_connection(stream, handle, shutdown).await;
+                        serve_connection(stream, header_timeout, handle, shutdown).await;
                     }
                 }
             }
@@ -101,8 +107,12 @@ async fn accept<F, Fut, B>(
     }
 }
 
-async fn serve_connection<I, F, Fut, B>(io: I, handle: F, shutdown: CancellationToken)
-where
+async fn serve_connection<I, F, Fut, B>(
+    io: I,
+    header_timeout: Option<Duration>,
+    handle: F,
+    shutdown: CancellationToken,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
@@ -114,7 +124,13 @@ where
         let answer = handle(req);
         async move { Ok::<_, Infallible>(answer.await) }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if let Some(timeout) = header_timeout {
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(timeout);
+    }
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::select! {
         _ = connection => {}

@@ -139,10 +139,7 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<Exit> {
             let coordinator = coordinator.clone();
             move |req| api::handle(coordinator.clone(), req)
         };
-        match tls {
-            Some(tls) => tokio::spawn(crate::serve::https(listener, tls, handle, serving.clone())),
-            None => tokio::spawn(crate::serve::http(listener, handle, serving.clone())),
-        };
+        tokio::spawn(crate::serve::api(listener, tls, handle, serving.clone()));
         eprintln!(
             "coordinator: listening on {scheme}://{address} ({}); runs are saved in {}",
             if args.token.is_some() {

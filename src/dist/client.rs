@@ -10,12 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::protocol::{ErrorBody, BEARER};
+use super::protocol::{ErrorBody, BEARER, MAX_ANSWER_BYTES};
 use crate::engine::{Connector, Session};
 use crate::plan::{parse_endpoint, BaseUrl, CaFile, Endpoint, HttpVersion, TargetPlan};
 
@@ -157,16 +157,26 @@ impl ApiClient {
         let request = request
             .body(Full::new(body))
             .map_err(|e| ApiError::Invalid(format!("the request to {path}: {e}")))?;
-        let mut session = self.session.lock().await;
-        let response =
-            session
-                .send(request, true)
+        // Its own limit: the engine keeps at most 10 MiB of a body, and a
+        // long run's summary or an assignment with its files can be more.
+        let read = |response: http::Response<hyper::body::Incoming>| async move {
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
                 .await
-                .map_err(|(_, message)| ApiError::Unreachable {
-                    url: self.url.clone(),
-                    message,
-                })?;
-        if !response.status.is_success() {
+                .map_err(|e| (crate::metrics::ErrorKind::Body, e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        let mut session = self.session.lock().await;
+        let (status, body) = session
+            .exchange(request, CALL_TIMEOUT, read)
+            .await
+            .map_err(|(_, message)| ApiError::Unreachable {
+                url: self.url.clone(),
+                message,
+            })?;
+        if !status.is_success() {
             // A request refused before its body was read (too large, for
             // an unknown run, without the token) leaves its connection
             // closed by the server, unnoticed until the next call fails on
@@ -174,8 +184,7 @@ impl ApiClient {
             session.close_connection();
         }
         drop(session);
-        let body = response.body.unwrap_or_default();
-        match response.status {
+        match status {
             s if s.is_success() => Ok(body),
             StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized {
                 url: self.url.clone(),

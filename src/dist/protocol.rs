@@ -34,9 +34,14 @@ pub const SHARE_CHANGE_LEAD: Duration = Duration::from_millis(2500);
 /// The largest register or heartbeat body.
 pub const MAX_CONTROL_BYTES: usize = 64 * 1024;
 /// The largest run submission: a scenario at its limit and its files.
-pub const MAX_SUBMIT_BYTES: usize = crate::scenario::MAX_SCENARIO_BYTES as usize
-    + crate::plan::inputs::MAX_CONFINED_TOTAL_BYTES as usize * 4 / 3
-    + 64 * 1024;
+pub const MAX_SUBMIT_BYTES: usize =
+    2 * crate::scenario::MAX_SCENARIO_BYTES as usize + MAX_FILES_BYTES * 4 / 3 + 64 * 1024;
+/// The most data a run's files may hold together: they travel to every
+/// worker in its assignment.
+pub const MAX_FILES_BYTES: usize = 32 << 20;
+/// The largest answer an API client reads (a long run's summary, an
+/// assignment with its files).
+pub const MAX_ANSWER_BYTES: usize = 256 << 20;
 
 /// The header a token travels in: `Authorization: Bearer TOKEN`.
 pub const BEARER: &str = "Bearer ";

@@ -80,6 +80,9 @@ struct Current {
 }
 
 struct Queued {
+    /// The id this worker had when it ran the run: the run knows it by
+    /// that one, even after the worker registered again.
+    worker_id: Option<String>,
     run_id: String,
     seq: u64,
     second: u64,
@@ -230,7 +233,10 @@ impl Worker {
                         continue 'register;
                     }
                     Err(e) if e.is_transient() => self.on_unreachable(&e),
-                    Err(e) => return Err(e.into()),
+                    Err(e @ ApiError::Unauthorized { .. }) => return Err(e.into()),
+                    // A heartbeat refused (a bug on either side): said, and
+                    // the next one tries again.
+                    Err(e) => log(format_args!("heartbeat refused: {e}")),
                 }
             }
         }
@@ -458,7 +464,9 @@ impl Worker {
         if state.outbox.len() >= MAX_QUEUED {
             state.outbox.pop_front();
         }
+        let worker_id = state.worker_id.clone();
         state.outbox.push_back(Queued {
+            worker_id,
             run_id: run_id.to_string(),
             seq,
             second,
@@ -474,26 +482,25 @@ impl Worker {
         loop {
             let next = {
                 let state = self.lock();
-                state
-                    .outbox
-                    .front()
-                    .map(|q| (q.run_id.clone(), q.seq, q.second, q.body.clone()))
+                state.outbox.front().map(|q| {
+                    let worker_id = q.worker_id.clone();
+                    (worker_id, q.run_id.clone(), q.seq, q.second, q.body.clone())
+                })
             };
-            let Some((run_id, seq, second, body)) = next else {
+            let Some((worker_id, run_id, seq, second, body)) = next else {
                 tokio::select! {
                     _ = self.queued.notified() => continue,
                     _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
                     _ = shutdown.cancelled() => return,
                 }
             };
-            let worker_id = match self.worker_path() {
-                Some(id) => id,
-                None => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
+            let Some(worker_id) = worker_id else {
+                // Recorded before registering: cannot happen, as runs come
+                // from the coordinator; dropped rather than sent as nobody.
+                self.pop(seq);
+                continue;
             };
-            let path = format!("{worker_id}/snapshots/{run_id}/{seq}/{second}");
+            let path = format!("/api/workers/{worker_id}/snapshots/{run_id}/{seq}/{second}");
             match self.client.post_bytes(&path, body).await {
                 Ok(_) => self.pop(seq),
                 Err(e) if e.is_transient() => {
@@ -541,10 +548,30 @@ impl Worker {
             let state = w.lock();
             state.run.as_ref().is_some_and(|r| !r.ended) || !state.outbox.is_empty()
         };
+        let path = self.worker_path();
+        let mut last_beat = Instant::now();
         while Instant::now() < deadline && busy(self) {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            // Still heartbeating, so it is not taken for lost (and its last
+            // seconds refused) while it finishes.
+            if let Some(path) = path
+                .as_ref()
+                .filter(|_| last_beat.elapsed() >= HEARTBEAT_EVERY)
+            {
+                last_beat = Instant::now();
+                let beat = Heartbeat {
+                    sent_ms: now_ms(),
+                    cpu: None,
+                    run: self.report(),
+                };
+                let heartbeat = format!("{path}/heartbeat");
+                let _ = self
+                    .client
+                    .post::<_, HeartbeatReply>(&heartbeat, &beat)
+                    .await;
+            }
         }
-        let Some(path) = self.worker_path() else {
+        let Some(path) = path else {
             return;
         };
         match self.client.delete::<serde_json::Value>(&path).await {

@@ -211,8 +211,23 @@ impl Coordinator {
     }
 
     /// A worker's heartbeat: its CPU use and run state in, its orders out.
-    pub fn heartbeat(&self, worker_id: &str, beat: Heartbeat) -> Result<HeartbeatReply, Refusal> {
+    pub fn heartbeat(
+        &self,
+        worker_id: &str,
+        mut beat: Heartbeat,
+    ) -> Result<HeartbeatReply, Refusal> {
         check_heartbeat(&beat)?;
+        // A long reason (a compile error's every line) is cut, not refused.
+        if let Some(error) = beat.run.as_mut().and_then(|r| r.error.as_mut()) {
+            if error.len() > MAX_ERROR {
+                let mut cut = MAX_ERROR;
+                while !error.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                error.truncate(cut);
+                error.push('…');
+            }
+        }
         let mut state = self.lock();
         let worker = state
             .workers
@@ -260,6 +275,11 @@ impl Coordinator {
         second: u64,
         body: &[u8],
     ) -> Result<(), Refusal> {
+        if second > MAX_SECOND || seq == u64::MAX {
+            return Err(Refusal::Invalid(format!(
+                "snapshot number {seq} or second {second} is out of range"
+            )));
+        }
         let (fingerprint, events, name) = {
             let state = self.lock();
             let worker = state
@@ -358,8 +378,36 @@ impl Coordinator {
         );
         log(format_args!("run {id} ({}) submitted", plan.name));
         let driver = run::Driver::new(self.clone(), id.clone(), plan, request, cancel);
-        tokio::spawn(driver.drive(events_rx));
+        let driving = tokio::spawn(driver.drive(events_rx));
+        let (coordinator, run_id) = (self.clone(), id.clone());
+        tokio::spawn(async move {
+            if driving.await.is_err() {
+                coordinator.driver_failed(&run_id);
+            }
+        });
         Ok(id)
+    }
+
+    /// A run's driver panicked (a bug): the run fails and frees its
+    /// workers, rather than holding them for good.
+    fn driver_failed(&self, id: &RunId) {
+        log(format_args!("run {id}: its driver failed; this is a bug"));
+        let mut state = self.lock();
+        for worker in state.workers.values_mut() {
+            if worker
+                .duty
+                .as_ref()
+                .is_some_and(|d| d.run_id == id.as_str())
+            {
+                worker.duty = None;
+            }
+        }
+        if let Some(entry) = state.runs.get_mut(id.as_str()) {
+            entry.state = RunState::Failed;
+            entry.error =
+                Some("the run's driver failed (a bug in loadctl: please report it)".into());
+            entry.state_changes.send_replace(RunState::Failed);
+        }
     }
 
     /// A run's state and latest figures.
@@ -605,6 +653,10 @@ fn decode(body: &[u8], fingerprint: &Fingerprint) -> Result<Snapshot, String> {
 
 /// The longest name, label or error text a worker may send.
 const MAX_TEXT: usize = 256;
+/// The longest failure reason kept from a worker.
+const MAX_ERROR: usize = 4096;
+/// No run lasts longer (a plan's duration is at most a year).
+const MAX_SECOND: u64 = 400 * 24 * 3600;
 const MAX_LABELS: usize = 32;
 
 fn check_register(info: &Register) -> Result<(), Refusal> {
@@ -644,6 +696,13 @@ const MAX_EXPECTED_WORKERS: usize = 10_000;
 const MAX_WAIT_S: f64 = 24.0 * 3600.0;
 
 fn check_request(request: &RunRequest) -> Result<(), Refusal> {
+    let files: usize = request.files.values().map(|f| f.len() / 4 * 3).sum();
+    if files > super::protocol::MAX_FILES_BYTES {
+        return Err(Refusal::Invalid(format!(
+            "the run's files hold {files} bytes; at most {} travel to the workers",
+            super::protocol::MAX_FILES_BYTES
+        )));
+    }
     if request
         .expect_workers
         .is_some_and(|n| n == 0 || n > MAX_EXPECTED_WORKERS)
@@ -668,10 +727,9 @@ fn check_heartbeat(beat: &Heartbeat) -> Result<(), Refusal> {
         return Err(Refusal::Invalid("cpu is a share from 0 to 1".to_string()));
     }
     if let Some(run) = &beat.run {
-        if run.run_id.len() > MAX_TEXT || run.error.as_ref().is_some_and(|e| e.len() > 4 * MAX_TEXT)
-        {
+        if run.run_id.len() > MAX_TEXT {
             return Err(Refusal::Invalid(
-                "a run report's id or error is too long".to_string(),
+                "a run report's id is too long".to_string(),
             ));
         }
     }

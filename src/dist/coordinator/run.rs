@@ -157,7 +157,9 @@ impl Driver {
                 }
             }
         }
-        // Stragglers already on their way still count.
+        // Stragglers already on their way still count; later ones are
+        // refused (the API answers 409), never taken and dropped.
+        events.close();
         while let Ok(event) = events.try_recv() {
             self.on_event(&mut run, event);
         }
@@ -375,10 +377,10 @@ impl Driver {
                 if seq < m.next_seq {
                     return;
                 }
-                m.next_seq = seq + 1;
+                m.next_seq = seq.saturating_add(1);
                 let total = snapshot.total();
-                m.requests += total.requests();
-                m.failures += total.failures();
+                m.requests = m.requests.saturating_add(total.requests());
+                m.failures = m.failures.saturating_add(total.failures());
                 run.collected = true;
                 let points = run.collector.add(m.source, second, snapshot);
                 self.publish(run, points);
