@@ -658,22 +658,9 @@ fn compile(a: &Assignment) -> anyhow::Result<Plan> {
     };
     let name = a.scenario_file.as_deref().unwrap_or("scenario.toml");
     let checked = crate::validate::check_text(Path::new(name), &a.scenario, &a.overrides, &inputs);
-    match checked.plan {
-        Some(plan) => Ok(plan),
-        None => {
-            let problems: Vec<String> = checked
-                .diagnostics
-                .items()
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(|d| checked.source.render(d))
-                .collect();
-            anyhow::bail!(
-                "the scenario does not compile here:\n{}",
-                problems.join("\n")
-            )
-        }
-    }
+    checked
+        .into_plan()
+        .map_err(|errors| anyhow::anyhow!("the scenario does not compile here:\n{errors}"))
 }
 
 /// Fails when the target cannot be reached from here, before the start,

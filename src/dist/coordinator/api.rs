@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::{Coordinator, Refusal};
 use crate::dist::protocol::{
-    token_matches, ErrorBody, Heartbeat, Register, RunCreated, RunRequest, BEARER,
+    token_matches, ErrorBody, Heartbeat, Register, RunCreated, RunRequest, WorkerInfo, BEARER,
     MAX_CONTROL_BYTES, MAX_SUBMIT_BYTES,
 };
 
@@ -123,45 +123,31 @@ fn metrics(c: &Coordinator) -> Answer {
         .and_then(|p| crate::report::prometheus::render(&p))
         .unwrap_or_default();
     let workers = c.workers();
-    let _ = writeln!(
-        text,
-        "# HELP loadctl_worker_up Whether the worker is heartbeating (1) or lost (0)."
-    );
-    let _ = writeln!(text, "# TYPE loadctl_worker_up gauge");
-    for w in &workers {
-        let up = u8::from(w.state != "lost");
-        let _ = writeln!(
-            text,
-            "loadctl_worker_up{{worker=\"{}\"}} {up}",
-            label(&w.name)
-        );
-    }
-    let _ = writeln!(
-        text,
-        "# HELP loadctl_worker_cpu_ratio The worker's CPU use, share of its cores."
-    );
-    let _ = writeln!(text, "# TYPE loadctl_worker_cpu_ratio gauge");
-    for w in &workers {
-        if let Some(cpu) = w.cpu {
-            let _ = writeln!(
-                text,
-                "loadctl_worker_cpu_ratio{{worker=\"{}\"}} {cpu}",
-                label(&w.name)
-            );
+    type Gauge = fn(&WorkerInfo) -> Option<f64>;
+    let gauges: [(&str, &str, Gauge); 3] = [
+        (
+            "loadctl_worker_up",
+            "Whether the worker is heartbeating (1) or lost (0).",
+            |w| Some(f64::from(u8::from(w.state != "lost"))),
+        ),
+        (
+            "loadctl_worker_cpu_ratio",
+            "The worker's CPU use, share of its cores.",
+            |w| w.cpu,
+        ),
+        (
+            "loadctl_worker_heartbeat_age_seconds",
+            "Seconds since the worker's last heartbeat.",
+            |w| Some(w.last_heartbeat_s),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for w in &workers {
+            if let Some(v) = value(w) {
+                let _ = writeln!(text, "{name}{{worker=\"{}\"}} {v}", label(&w.name));
+            }
         }
-    }
-    let _ = writeln!(
-        text,
-        "# HELP loadctl_worker_heartbeat_age_seconds Seconds since the worker's last heartbeat."
-    );
-    let _ = writeln!(text, "# TYPE loadctl_worker_heartbeat_age_seconds gauge");
-    for w in &workers {
-        let _ = writeln!(
-            text,
-            "loadctl_worker_heartbeat_age_seconds{{worker=\"{}\"}} {:.3}",
-            label(&w.name),
-            w.last_heartbeat_s
-        );
     }
     Response::builder()
         .header(CONTENT_TYPE, "text/plain; version=0.0.4")

@@ -628,22 +628,9 @@ fn compile(request: &RunRequest) -> Result<Plan, Refusal> {
         &request.overrides,
         &inputs,
     );
-    match checked.plan {
-        Some(plan) => Ok(plan),
-        None => {
-            let problems: Vec<String> = checked
-                .diagnostics
-                .items()
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(|d| checked.source.render(d))
-                .collect();
-            Err(Refusal::Invalid(format!(
-                "the scenario is invalid:\n{}",
-                problems.join("\n")
-            )))
-        }
-    }
+    checked
+        .into_plan()
+        .map_err(|errors| Refusal::Invalid(format!("the scenario is invalid:\n{errors}")))
 }
 
 fn decode(body: &[u8], fingerprint: &Fingerprint) -> Result<Snapshot, String> {
