@@ -1217,6 +1217,27 @@ fn a_start_that_cannot_happen_fails_naming_the_cause() {
             && stderr.contains(&format!("cannot reach the target {target}")),
         "{stderr}"
     );
+    // Variables the workers lack: a failure reason of many lines, which
+    // the coordinator cuts (it once refused the heartbeat carrying it, and
+    // the worker exited); the run fails naming them, the worker stays.
+    let vars: String = (0..60)
+        .map(|i| format!("  h{i} = \"{{{{ env.LOADCTL_TEST_UNSET_VARIABLE_NUMBER_{i} }}}}\"\n"))
+        .collect();
+    let step = format!("  [[flow.step]]\n  path = \"/ok\"\n  [flow.step.headers]\n{vars}");
+    let unset = write(
+        dir,
+        "unset.toml",
+        &scenario(&target, "users = 1\nduration = \"2s\"", &step, ""),
+    );
+    let failed = cluster.run(&unset, &dir.join("out-unset"), &[]).code(3);
+    let stderr = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("worker w1 failed")
+            && stderr.contains("LOADCTL_TEST_UNSET_VARIABLE_NUMBER_0"),
+        "{stderr}"
+    );
+    let alive = cluster.api.get("/api/health").unwrap();
+    assert_eq!(alive["workers"], 1, "the worker is still there: {alive}");
 }
 
 #[test]
