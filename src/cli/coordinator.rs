@@ -118,11 +118,7 @@ pub fn coordinator(args: CoordinatorArgs) -> anyhow::Result<Exit> {
     // The address as bound: with port 0 the OS picks one, and the line
     // below says which (tests and scripts read it).
     let address = listener.local_addr().unwrap_or(address);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::run::runtime()?;
     let config = Config::new(args.token.clone(), args.store.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let outcome = runtime.block_on(async {

@@ -26,14 +26,8 @@ pub struct RunArgs {
     load: LoadFlags,
     #[command(flatten)]
     output: OutputFlags,
-    /// Generator threads (default: one per core)
-    #[arg(
-        long,
-        env = "LOADCTL_THREADS",
-        default_value_t = 0,
-        hide_default_value = true
-    )]
-    threads: usize,
+    #[command(flatten)]
+    generators: GeneratorFlags,
     /// Serve live Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464
     #[arg(long, env = "LOADCTL_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<String>,
@@ -58,6 +52,30 @@ pub struct RemoteFlags {
     /// With --coordinator: a PEM file of certificates to trust for its TLS, besides the system's
     #[arg(long, value_name = "PEM", requires = "coordinator")]
     ca_file: Option<PathBuf>,
+}
+
+/// How many generator threads send the load; `run` and `worker` take it.
+#[derive(Debug, Args)]
+pub struct GeneratorFlags {
+    /// Generator threads (default: one per core)
+    #[arg(
+        long,
+        env = "LOADCTL_THREADS",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    pub threads: usize,
+}
+
+/// The runtime of the commands that run load or serve it (`run`,
+/// `coordinator`, `worker`): two threads for the supervisor, signals and
+/// servers; the load itself runs on the generator threads.
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// The flags that override the scenario's load, target and thresholds;
@@ -156,11 +174,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         None => None,
     };
     let plan = Arc::new(plan);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime()?;
     let summary = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone(), STOPPING_RUN));
@@ -176,7 +190,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             ));
         }
         let options = RunOptions {
-            threads: args.threads,
+            threads: args.generators.threads,
             live_stats: args.metrics_addr.is_some(),
             ..RunOptions::default()
         };

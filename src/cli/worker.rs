@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -36,14 +35,8 @@ pub struct WorkerArgs {
     /// A PEM file of certificates to trust for the coordinator's TLS, besides the system's
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
-    /// Generator threads (default: one per core)
-    #[arg(
-        long,
-        env = "LOADCTL_THREADS",
-        default_value_t = 0,
-        hide_default_value = true
-    )]
-    threads: usize,
+    #[command(flatten)]
+    generators: super::run::GeneratorFlags,
     /// Where a run cut off from its coordinator keeps its results
     #[arg(
         long,
@@ -79,14 +72,10 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<Exit> {
         capacity: args
             .capacity
             .unwrap_or(crate::sys::cores().min(u32::MAX as usize) as u32),
-        threads: args.threads,
+        threads: args.generators.threads,
         results_dir: args.results_dir,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::run::runtime()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(super::run::watch_signals(
