@@ -69,6 +69,23 @@ pub fn scenario(base_url: &str, load: &str, steps: &str, extra: &str) -> String 
 }
 
 /// The repository's own folder, for scenarios/.
+/// A test server, a scratch folder, and in it `s.toml`: a scenario
+/// against the server (see [`scenario`]). Keep the folder while it is used.
+pub fn served_scenario(
+    load: &str,
+    steps: &str,
+    extra: &str,
+) -> (server::TestServer, tempfile::TempDir, PathBuf) {
+    let server = server::TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &scenario(&server.url(), load, steps, extra),
+    );
+    (server, dir, file)
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

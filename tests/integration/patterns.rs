@@ -1,7 +1,7 @@
 //! Load patterns and the open model, end to end.
 
 use crate::server::TestServer;
-use crate::{loadctl, run_quiet, scenario, summary, write};
+use crate::{loadctl, run_quiet, scenario, served_scenario, summary, write};
 
 fn latency(s: &serde_json::Value, map: &str, key: &str) -> f64 {
     s["totals"][map][key].as_f64().unwrap()
@@ -9,17 +9,10 @@ fn latency(s: &serde_json::Value, map: &str, key: &str) -> f64 {
 
 #[test]
 fn the_open_model_keeps_its_rate_and_counts_every_request() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "model = \"open\"\nrate = 200\nduration = \"2s\"",
-            "[[flow.step]]\npath = \"/ok\"",
-            "",
-        ),
+    let (server, dir, file) = served_scenario(
+        "model = \"open\"\nrate = 200\nduration = \"2s\"",
+        "[[flow.step]]\npath = \"/ok\"",
+        "",
     );
     run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
@@ -136,17 +129,10 @@ fn the_closed_model_follows_the_stages() {
 
 #[test]
 fn flags_switch_model_and_pattern() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 3\nduration = \"1s\"",
-            "[[flow.step]]\npath = \"/ok\"",
-            "",
-        ),
+    let (_server, dir, file) = served_scenario(
+        "users = 3\nduration = \"1s\"",
+        "[[flow.step]]\npath = \"/ok\"",
+        "",
     );
     loadctl()
         .args(["run", "-q", "--rate", "50", "--max-users", "2"])

@@ -7,7 +7,7 @@ use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
 use crate::server::TestServer;
-use crate::{loadctl, run_quiet, scenario, summary, write};
+use crate::{loadctl, run_quiet, scenario, served_scenario, summary, write};
 
 const STATS_HEADER: &str = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
 const HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size";
@@ -485,18 +485,11 @@ fn live_metrics_are_served_during_the_run() {
 fn thresholds_on_a_step_without_requests_are_not_evaluated_and_fail_everywhere() {
     // `item` is never reached: the step before it always fails, and a
     // failed step ends the iteration.
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 1\niterations = 3",
-            "[[flow.step]]\nname = \"first\"\npath = \"/status/500\"\n\
-             [[flow.step]]\nname = \"item\"\npath = \"/ok\"",
-            "[thresholds]\n\"step:item\" = [\"error_rate < 0.05\", \"p(99) < 800ms\", \"count < 10\"]\n",
-        ),
+    let (_server, dir, file) = served_scenario(
+        "users = 1\niterations = 3",
+        "[[flow.step]]\nname = \"first\"\npath = \"/status/500\"\n\
+         [[flow.step]]\nname = \"item\"\npath = \"/ok\"",
+        "[thresholds]\n\"step:item\" = [\"error_rate < 0.05\", \"p(99) < 800ms\", \"count < 10\"]\n",
     );
     let out = dir.path().join("out");
     let run = run_quiet(&file, &out).code(1);

@@ -5,23 +5,16 @@ use std::time::{Duration, Instant};
 
 use crate::server::TestServer;
 use crate::{
-    loadctl, repo, run_quiet, scenario, signal, spawn_run, summary, wait_for_traffic, wait_within,
-    write,
+    loadctl, repo, run_quiet, scenario, served_scenario, signal, spawn_run, summary,
+    wait_for_traffic, wait_within, write,
 };
 
 #[test]
 fn summary_counts_equal_what_the_server_received() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 4\niterations = 250",
-            "[[flow.step]]\nname = \"ok\"\npath = \"/ok\"\n[[flow.step]]\nname = \"json\"\npath = \"/json\"",
-            "",
-        ),
+    let (server, dir, file) = served_scenario(
+        "users = 4\niterations = 250",
+        "[[flow.step]]\nname = \"ok\"\npath = \"/ok\"\n[[flow.step]]\nname = \"json\"\npath = \"/json\"",
+        "",
     );
     run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
@@ -52,17 +45,10 @@ fn summary_counts_equal_what_the_server_received() {
 
 #[test]
 fn a_timed_run_counts_every_request_exactly_once() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 8\nduration = \"1500ms\"",
-            "[[flow.step]]\npath = \"/slow/20\"",
-            "",
-        ),
+    let (server, dir, file) = served_scenario(
+        "users = 8\nduration = \"1500ms\"",
+        "[[flow.step]]\npath = \"/slow/20\"",
+        "",
     );
     run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
@@ -78,17 +64,10 @@ fn a_timed_run_counts_every_request_exactly_once() {
 
 #[test]
 fn an_unexpected_status_is_a_failure() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 2\niterations = 20",
-            "[[flow.step]]\nname = \"teapot\"\npath = \"/status/418\"\nexpect = { status = [200] }",
-            "",
-        ),
+    let (server, dir, file) = served_scenario(
+        "users = 2\niterations = 20",
+        "[[flow.step]]\nname = \"teapot\"\npath = \"/status/418\"\nexpect = { status = [200] }",
+        "",
     );
     run_quiet(&file, dir.path()).success();
     let s = summary(dir.path());
@@ -182,17 +161,10 @@ fn every_kind_of_template_variable_reaches_the_request() {
 
 #[test]
 fn a_failing_threshold_gives_exit_code_1_and_a_passing_one_0() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "iterations = 10",
-            "[[flow.step]]\nname = \"bad\"\npath = \"/status/500\"",
-            "[thresholds]\nhttp_req_failed = [\"rate < 0.01\"]\n",
-        ),
+    let (server, dir, file) = served_scenario(
+        "iterations = 10",
+        "[[flow.step]]\nname = \"bad\"\npath = \"/status/500\"",
+        "[thresholds]\nhttp_req_failed = [\"rate < 0.01\"]\n",
     );
     run_quiet(&file, dir.path()).code(1);
     let s = summary(dir.path());
@@ -256,17 +228,10 @@ fn a_refused_connection_is_a_classified_failure() {
 
 #[test]
 fn a_slow_response_times_out() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "iterations = 2",
-            "[[flow.step]]\npath = \"/slow/30000\"",
-            "",
-        ),
+    let (_server, dir, file) = served_scenario(
+        "iterations = 2",
+        "[[flow.step]]\npath = \"/slow/30000\"",
+        "",
     );
     let started = Instant::now();
     loadctl()
@@ -516,17 +481,10 @@ fn a_template_error_that_quotes_a_secret_value_has_it_redacted() {
 
 #[test]
 fn too_many_users_for_the_open_files_limit_are_refused_before_the_run() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 1000\nduration = \"30s\"",
-            "[[flow.step]]\npath = \"/ok\"",
-            "",
-        ),
+    let (server, _dir, file) = served_scenario(
+        "users = 1000\nduration = \"30s\"",
+        "[[flow.step]]\npath = \"/ok\"",
+        "",
     );
     let bin = assert_cmd::cargo::cargo_bin("loadctl");
     // `ulimit -n` in sh lowers both the soft and the hard limit.

@@ -4,7 +4,7 @@
 //! `report.html`.
 
 use crate::server::TestServer;
-use crate::{loadctl, run_quiet, scenario, summary, write};
+use crate::{loadctl, run_quiet, scenario, served_scenario, summary, write};
 
 /// The shortest final stretch kept as a point of its own (`FOLD_BELOW_S`).
 const FOLD_BELOW_S: f64 = 0.25;
@@ -91,17 +91,10 @@ fn the_last_second_of_an_open_run_is_not_a_collapse() {
 
 #[test]
 fn the_live_view_does_not_end_on_an_empty_second() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "s.toml",
-        &scenario(
-            &server.url(),
-            "users = 2\nduration = \"5s\"",
-            "[[flow.step]]\nname = \"get\"\npath = \"/slow/5\"",
-            "",
-        ),
+    let (_server, _dir, file) = served_scenario(
+        "users = 2\nduration = \"5s\"",
+        "[[flow.step]]\nname = \"get\"\npath = \"/slow/5\"",
+        "",
     );
     // Not a terminal: a plain line at 1 s, then every 5 s.
     let run = loadctl().arg("run").arg(&file).assert().success();
